@@ -19,7 +19,7 @@ from metaaug.pipeline import preset, run_ptq
 
 def key(r):
     c = r['config']
-    flavour = (c['meta']['inner_rule'], c['meta']['reset_theta'], c['meta']['iters']) if r['method'] == 'metaaug' else None
+    flavour = json.dumps(c['meta'], sort_keys=True) if r['method'] == 'metaaug' else None
     return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
             c['recon']['batch_size'], flavour, r['seed'])
 
@@ -31,11 +31,36 @@ def run(a):
         cfg = preset(a.preset, meta=a.meta if method == 'metaaug' else None, method=method, wbits=w, abits=ab,
                      iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=True if a.compile else None)
         if a.meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.meta_iters))
+        if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set)))
         probe = {'arch': a.arch, 'method': method, 'wbits': w, 'abits': ab, 'n_calib': n, 'seed': seed,
                  'iters': 0 if method == 'rtn' else cfg.recon.iters, 'config': cfg.to_dict()}
         if key(probe) in done: continue
         r = run_ptq(a.arch, cfg, n_calib=n, n_test=a.n_test, device=a.device, out=out, show_progress=not a.quiet)
         print(json.dumps({k: r.get(k) for k in ('method', 'wbits', 'abits', 'n_calib', 'seed', 'fp_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb')}), flush=True)
+
+def meta_overrides(pairs):
+    "['t_lr=1e-4', 'transform.residual=true'] → MetaConfig.replace arguments (values parsed as JSON)."
+    from metaaug.meta import MetaConfig
+    out, base = {}, MetaConfig()
+    for kv in pairs:
+        k, v = kv.split('=', 1)
+        v = json.loads(v) if v[:1] in '0123456789-[{tfn"' else v
+        if '.' in k:
+            outer, inner = k.split('.', 1)
+            out[outer] = out.get(outer, getattr(base, outer)).replace(**{inner: v})
+        else: out[k] = v
+    return out
+
+def _label(meta_json):
+    "Short name of a MetaAug configuration: flavour fields that differ from the official preset."
+    from metaaug.meta import MetaConfig
+    m, ref = json.loads(meta_json), MetaConfig().to_dict()
+    diff = []
+    for k, v in m.items():
+        if k in ('diag_every', 'warmup_steps', 'warmup_threshold'): continue
+        if isinstance(v, dict): diff += [f'{k2}={v2}' for k2, v2 in v.items() if ref[k].get(k2) != v2]
+        elif ref.get(k) != v: diff.append(f'{k}={v}')
+    return ', '.join(diff) or 'official'
 
 def _ms(v): return f'{statistics.mean(v):.2f}' + (f' ± {statistics.stdev(v):.2f}' if len(v) > 1 else '')
 
@@ -48,7 +73,7 @@ def table(path):
     order = {'rtn': 0, 'geniem': 1, 'metaaug': 2}
     for k, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][4], -kv[0][2], -kv[0][3], order[kv[0][1]], kv[0][6])):
         soft = [u['soft_fraction'] for r in rs for u in r['units'] if u.get('soft_fraction') is not None]
-        name = k[1] + (f' ({k[8][0]}, {"reset" if k[8][1] else "carry"}, K={k[8][2]})' if k[8] else '')
+        name = k[1] + (f' ({_label(k[8])})' if k[8] else '')
         print(f"| {k[0]} | {name} | {k[2]}/{k[3]} | {k[4]} | {k[5]} | {k[6] if k[1] != 'rtn' else '—'} | {len(rs)} | "
               f"{_ms([r['test_top1'] for r in rs])} | {_ms([r['calib_top1'] for r in rs])} | "
               f"{rs[0]['fp_top1']:.2f} / {rs[0]['fp_calib_top1']:.2f} | "
@@ -63,6 +88,7 @@ if __name__ == '__main__':
     p.add_argument('--iters', type=int, default=2000); p.add_argument('--round_lr', type=float, default=None)
     p.add_argument('--batch_size', type=int, default=None); p.add_argument('--n_test', type=int, default=None)
     p.add_argument('--meta', default=None, help='MetaAug flavour: official or paper'); p.add_argument('--meta_iters', type=int, default=None)
+    p.add_argument('--meta_set', nargs='*', default=[], metavar='FIELD=VALUE', help='MetaConfig overrides, e.g. t_lr=1e-4 transform.residual=true')
     p.add_argument('--compile', action='store_true', help='fused activation quantizers (torch.compile)')
     p.add_argument('--device', default='auto'); p.add_argument('--out', default='benchmarks/results/ptq_resnet20.jsonl')
     p.add_argument('--quiet', action='store_true'); p.add_argument('--table', metavar='JSONL')

@@ -12,6 +12,8 @@ from fastcore.script import call_parse
 from .core import MetaAugError, get_device
 from .data import resolve_data_root
 from .models import ARCHS
+from .checkpoint import ship
+from .augment import parse_augment
 from .pipeline import PRESETS, QuantizeError, evaluate, load_quantized, load_run_data, preset, run_ptq
 
 # %% auto #0
@@ -20,12 +22,14 @@ __all__ = ['cli_errors', 'metaaug_ptq', 'metaaug_eval']
 # %% ../nbs/13_cli.ipynb #ee26fbf3
 @contextmanager
 def cli_errors(prog:str): # command name shown before the message
-    "Turn `MetaAugError` into one line on stderr and exit status 2 (130 on Ctrl-C)."
+    "Turn `MetaAugError` into one line on stderr and exit status 2 (1 for an OS error such as a full disk, 130 on Ctrl-C)."
     try: yield
     except MetaAugError as e:
         print(f'{prog}: error: {e}', file=sys.stderr); sys.exit(2)
+    except OSError as e:
+        print(f"{prog}: error: {e.strerror or e}{f' (' + str(e.filename) + ')' if e.filename else ''}; files written before are intact", file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt:
-        print(f'{prog}: interrupted', file=sys.stderr); sys.exit(130)
+        print(f'{prog}: interrupted (with --checkpoint, rerun with --resume to continue after the last finished unit)', file=sys.stderr); sys.exit(130)
 
 # %% ../nbs/13_cli.ipynb #8eefe6ac
 @call_parse
@@ -37,6 +41,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                 method:str='geniem', # rtn (round-to-nearest), geniem, or metaaug
                 meta:str=None, # MetaAug flavour: official (the released code, default) or paper (the paper's text)
                 meta_iters:int=None, # MetaAug meta iterations per unit (default: the preset's)
+                augment:str=None, # augmentation X (Genie-M + X, MetaAug + X): flip, rotation, brightness, contrast, mixup, cutmix, combine, randaugment, trivialaugment (':photometric' / ':geometric' for the last two); several joined by '+'
                 n_calib:int=1024, # calibration images from the train split
                 iters:int=None, # reconstruction iterations per unit (default: the preset's)
                 batch_size:int=None, # samples per reconstruction step (default: the preset's, 32)
@@ -47,16 +52,21 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                 n_test:int=None, # evaluate on a seeded subset of the test split (default: all of it)
                 device:str='auto', # auto, cpu, cuda, cuda:1, ...
                 out:str='results/runs.jsonl', # JSON-lines file the run's record is appended to
-                save:str=None, # write the quantized model here (reload with metaaug_eval --load); MetaAug's T goes beside it
+                save:str=None, # write the quantized model here (reload with metaaug_eval --load); T, the integer export and the model card go beside it
+                checkpoint:str=None, # checkpoint file, rewritten after every unit
+                resume:bool=False, # continue an interrupted run from --checkpoint
+                skip_bad_images:bool=False, # skip image files that cannot be decoded (with a warning) instead of stopping
                 quiet:bool=False): # no progress bars
     "Quantize a pretrained classifier with MetaAug, Genie-M or round-to-nearest and record its accuracy."
     with cli_errors('metaaug_ptq'):
         mcfg = {'iters': meta_iters} if meta_iters is not None else {}
         cfg = globals()['preset'](preset, meta=meta, method=method, wbits=wbits, abits=abits, iters=iters, batch_size=batch_size,
-                                  round_lr=round_lr, policy=policy, seed=seed)
+                                  round_lr=round_lr, policy=policy, seed=seed, augment=parse_augment(augment) if augment else None)
         if mcfg: cfg = cfg.replace(meta=cfg.meta.replace(**mcfg))
         r = run_ptq(arch, cfg, weights=weights, data=data, n_calib=n_calib, n_test=n_test, device=device,
-                    out=out, save=save, show_progress=not quiet)
+                    out=out, save=save, checkpoint=checkpoint, resume=resume, bad_files='skip' if skip_bad_images else 'error',
+                    show_progress=not quiet)
+        if save: ship(save, r)
         print(json.dumps({k: r[k] for k in ('arch', 'method', 'wbits', 'abits', 'n_calib', 'iters', 'seed', 'fp_top1',
                                             'fp_calib_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb')}))
 

@@ -4,20 +4,21 @@
 
 # %% ../nbs/01_data.ipynb #8d98eaa4
 from __future__ import annotations
-import dataclasses, os
+import dataclasses, os, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets, transforms
+from PIL import Image
 
 from .core import ConfigError, MetaAugError, check_choice, check_range
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DATA_ENV', 'SPLITS', 'DATASETS', 'DataError', 'find_shared', 'cache_dir',
-           'resolve_data_root', 'DatasetSpec', 'cifar_transform', 'imagenet_transform', 'load_split', 'sample_indices',
-           'load_tensors', 'calibration_set', 'subset', 'denormalize', 'normalize']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DATA_ENV', 'SPLITS', 'DATASETS', 'BAD_FILES', 'DataError', 'find_shared',
+           'cache_dir', 'resolve_data_root', 'DatasetSpec', 'cifar_transform', 'imagenet_transform', 'load_split',
+           'sample_indices', 'load_tensors', 'calibration_set', 'subset', 'denormalize', 'normalize']
 
 # %% ../nbs/01_data.ipynb #55f0b684
 IMAGENET_MEAN = (0.485, 0.456, 0.406) # channel means of the ImageNet/CIFAR models' normalisation
@@ -97,15 +98,49 @@ def _split_folder(root:Path, spec:DatasetSpec, split:str) -> Path|None:
             if (base/d).is_dir(): return base/d
     return None
 
+BAD_FILES = ('error', 'skip') # what `load_split` does with image files it cannot decode
+
+def _read_image(path:str):
+    "ImageFolder's PIL loader, raising `DataError` naming the file when it cannot be decoded."
+    try: return datasets.folder.default_loader(path)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"--data: cannot read image '{path}' ({type(e).__name__}: {e}); remove it, or skip such files (--skip_bad_images)") from None
+
+def _readable(path:str) -> bool:
+    "Whether PIL can open and verify the image file at `path`."
+    try:
+        with Image.open(path) as im: im.verify()
+        return True
+    except Exception: return False
+
+def _drop_unreadable(ds:datasets.ImageFolder) -> datasets.ImageFolder:
+    "`ds` without the files PIL cannot verify, with one warning naming them."
+    bad = [p for p, _ in ds.samples if not _readable(p)]
+    if bad:
+        warnings.warn(f"skipping {len(bad)} unreadable image file(s): {', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}")
+        ds.samples = ds.imgs = [s for s in ds.samples if s[0] not in set(bad)]; ds.targets = [t for _, t in ds.samples]
+    return ds
+
+def _image_folder(folder:Path, transform, bad_files:str) -> datasets.ImageFolder:
+    "An ImageFolder whose unreadable files are named (or skipped) and whose empty class folders are named."
+    try: ds = datasets.ImageFolder(str(folder), transform=transform, loader=_read_image)
+    except FileNotFoundError as e:
+        ok = lambda f: f.is_file() and datasets.folder.has_file_allowed_extension(f.name, datasets.folder.IMG_EXTENSIONS)
+        empty = [d.name for d in sorted(folder.iterdir()) if d.is_dir() and not any(ok(f) for f in d.rglob('*'))]
+        if not empty: raise DataError(f"--data: '{folder}' is not an image folder ({e})") from None
+        raise DataError(f"--data: class folder(s) {', '.join(map(repr, empty))} in '{folder}' hold no images; remove them or add images") from None
+    return _drop_unreadable(ds) if bad_files == 'skip' else ds
+
 def load_split(dataset:str='cifar10', # a key of `DATASETS`
                split:str='train', # 'train' or 'test' (ImageNet's 'val')
                root:str|Path|None=None, # data folder (default: `resolve_data_root()`)
-               download:bool|None=None) -> Dataset: # CIFAR-10 without a local copy: True/False, or None to try
+               download:bool|None=None, # CIFAR-10 without a local copy: True/False, or None to try
+               bad_files:str='error') -> Dataset: # undecodable image files: 'error' (named when read) or 'skip' (checked up front, warned)
     "A dataset of (normalised image tensor, int label) for `split` of `dataset`."
-    check_choice('--dataset', dataset, DATASETS); check_choice('split', split, SPLITS)
+    check_choice('--dataset', dataset, DATASETS); check_choice('split', split, SPLITS); check_choice('bad_files', bad_files, BAD_FILES)
     spec, root = DATASETS[dataset], resolve_data_root(root)
     folder = _split_folder(root, spec, split)
-    if folder is not None: return datasets.ImageFolder(str(folder), transform=spec.transform())
+    if folder is not None: return _image_folder(folder, spec.transform(), bad_files)
     if spec.fallback is not None: return spec.fallback(root, split, download, spec.transform())
     tried = ', '.join(f"{b}/{d}" for b in (spec.folder, '.') for d in spec.split_dirs[split])
     raise DataError(f"--data: no {dataset} {split} split under '{root}' (looked for {tried}); {spec.hint}")

@@ -118,7 +118,13 @@ def inner_loss(ctx:MetaContext, theta:dict, tx:Tensor, beta:float|None, cfg:Meta
         loss = loss + sum(round_loss(theta[n], beta) for n in theta if n.endswith('wq.logits'))
     return loss
 
-def meta_step(ctx:MetaContext, T:nn.Module, theta:dict, t:int, cfg:MetaConfig, gen:torch.Generator) -> tuple[dict, dict]:
+def meta_step(ctx:MetaContext, # what the unit reuses
+              T:nn.Module, # transformation network
+              theta:dict, # θ of the unit's quantizers (leaf tensors)
+              beta:float|None, # rounding-regulariser β at this iteration (None: off)
+              cfg:MetaConfig, # meta settings
+              gen:torch.Generator, # batch draws and mixups
+              groups:dict[str, str]) -> tuple[dict, dict]: # `theta_groups(ctx.unit)`, computed once per unit
     "One bi-level iteration: inner step on T(x), L_T on the stepped unit; returns (θ¹ detached, the loss terms with L_T graph)."
     n, dev = len(ctx.calib), ctx.calib.device
     x = ctx.calib[torch.randperm(n, generator=gen)[:cfg.batch_size].to(dev)]
@@ -126,8 +132,7 @@ def meta_step(ctx:MetaContext, T:nn.Module, theta:dict, t:int, cfg:MetaConfig, g
     w, terms, theta1, lq = cfg.losses, {}, theta, torch.zeros(())
     weights = t_loss_weights(w)
     if weights['val'] > 0:  # the inner step only matters through L_val
-        groups = theta_groups(ctx.unit)
-        lq = inner_loss(ctx, theta, tx, round_beta(t, ReconConfig(iters=max(cfg.iters, 1))), cfg)
+        lq = inner_loss(ctx, theta, tx, beta, cfg)
         grads = torch.autograd.grad(lq, list(theta.values()), create_graph=True, allow_unused=True)
         grads = {k: (g if g is not None else torch.zeros_like(theta[k])) for k, g in zip(theta, grads)}
         theta1 = inner_update(theta, grads, groups, cfg)
@@ -164,11 +169,11 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
     opt = torch.optim.Adam(T.parameters(), lr=cfg.t_lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', patience=cfg.plateau_patience, factor=cfg.plateau_factor)
     set_mode(unit, 'soft', qdrop=True); T.train()
-    theta = {n: p.detach().clone() for n, p in unit.named_parameters() if n in theta_groups(unit)}
-    theta = {n: p.requires_grad_() for n, p in theta.items()}
+    groups, schedule = theta_groups(unit), ReconConfig(iters=max(cfg.iters, 1))
+    theta = {n: p.detach().clone().requires_grad_() for n, p in unit.named_parameters() if n in groups}
     rows, diags, params = [], [], [p for p in T.parameters() if p.requires_grad]
     for t in progress(range(cfg.iters), desc=f'meta {ctx.name}', enabled=show_progress):
-        theta1, out = meta_step(ctx, T, theta, t, cfg, gen)
+        theta1, out = meta_step(ctx, T, theta, round_beta(t, schedule), cfg, gen, groups)
         if cfg.diag_every and t % cfg.diag_every == 0: diags.append({'step': t, **term_grad_norms(out['parts'], params)})
         opt.zero_grad(set_to_none=True)
         gnorm = torch.zeros(())

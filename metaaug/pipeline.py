@@ -22,6 +22,8 @@ from .capture import cache_unit, capture
 from .reconstruct import NonFiniteLossError, ReconConfig, fire, reconstruct, recon_loss
 from .capture import tail_after
 from .transform import TransformConfig, cached_warmup
+from .checkpoint import RunCheckpoint
+from .augment import AugmentConfig, Augmenter, augment_generator
 from .meta import META_PRESETS, MetaConfig, MetaContext, meta_phase, transformed_data
 
 # %% auto #0
@@ -44,16 +46,19 @@ class PTQConfig(Config):
     cache_device:str='cpu' # where unit caches live ('cpu' offloads GPU runs; 'auto' = the model's device)
     cache_dtype:str='float32' # cache storage: 'float32', 'bfloat16' or 'float16'
     capture_batch:int=32 # images per forward pass when capturing and calibrating
+    augment:AugmentConfig=AugmentConfig() # X: Genie-M + X adds augmented copies of the calibration images to every unit's data; MetaAug + X augments T(x)
     def validate(self):
         check_choice('method', self.method, METHODS); check_choice('cache_dtype', self.cache_dtype, CACHE_DTYPES)
         check_range('seed', self.seed, 0, integer=True); check_range('capture_batch', self.capture_batch, 1, integer=True)
+        if self.augment.active and self.method == 'rtn': raise ConfigError(f"augment: {self.augment.name!r} needs method 'geniem' or 'metaaug' (round-to-nearest has no reconstruction data)")
 
 PRESETS = {
     'paper': PTQConfig(recon=ReconConfig(iters=20_000), meta=MetaConfig(iters=500, transform=TransformConfig(64, 4))),
-    'cpu': PTQConfig(recon=ReconConfig(iters=2_000, round_lr=1e-2, compile=True), meta=MetaConfig(iters=200, transform=TransformConfig(16, 2))),
+    'cpu': PTQConfig(recon=ReconConfig(iters=2_000, round_lr=1e-2, compile=True),
+                     meta=MetaConfig(iters=100, batch_size=16, val_batch=32, final_batch='same', transform=TransformConfig(16, 2))),
     'smoke': PTQConfig(recon=ReconConfig(iters=100, round_lr=1e-2, log_every=25), meta=MetaConfig(iters=10, transform=TransformConfig(8, 1, residual=True), diag_every=5)),
 }
-BUDGET_FIELDS = ('iters', 'transform', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
+BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
 
 def preset(name:str, # a key of PRESETS: the budget
            meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper'); None: official
@@ -134,12 +139,25 @@ class MetaRun:
     T:nn.Module
     units:set
 
+def _aug_fn(cfg, name):
+    "X as a callable on normalised batches with its own generator for unit `name`, or None."
+    if not cfg.augment.active: return None
+    a, g = Augmenter(cfg.augment), augment_generator(cfg.seed, name)
+    return lambda z: a(z, g)
+
+def _augmented_data(model, qm, name, calib, d, cfg):
+    "Genie-M + X: the unit's cache extended with `copies` augmented copies of the calibration images; returns (data, recon config)."
+    a = cfg.augment
+    xs = Augmenter(a).copies(calib, augment_generator(cfg.seed, name))
+    d = d.cat(cache_unit(model, qm, name, xs, batch_size=cfg.capture_batch, store=d.x_q.device, dtype=d.x_q.dtype))
+    return d, cfg.recon.replace(batch_size=cfg.recon.batch_size * ((1 + a.copies) if a.scale_batch else 1))
+
 def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress):
     "Meta phase of one unit, then its cache extended with T(x); returns (data, recon config, meta record)."
     ctx = MetaContext(run.fp, qm, name, calib.to(module_device(qm)), d.x_q, run.fp_logits, tail_after(run.fp, name))
     rec = meta_phase(ctx, run.T, cfg.meta, gen, callbacks, show_progress)
     if not cfg.meta.use_transformed: return d, cfg.recon, rec
-    d = d.cat(transformed_data(run.fp, qm, name, run.T, calib, cfg.capture_batch, store=d.x_q.device, dtype=d.x_q.dtype))
+    d = d.cat(transformed_data(run.fp, qm, name, run.T, calib, cfg.capture_batch, aug=_aug_fn(cfg, name), store=d.x_q.device, dtype=d.x_q.dtype))
     bs = cfg.recon.batch_size * (2 if cfg.meta.final_batch == 'double' else 1)
     return d, cfg.recon.replace(batch_size=bs), rec
 
@@ -155,6 +173,7 @@ def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=
         if meta is not None and name in meta.units:
             d, recon, mrec = _metaaug_data(meta, qm, name, calib, d, cfg, gen, callbacks, show_progress)
             rec.update(mrec)
+        elif meta is None and cfg.augment.active: d, recon = _augmented_data(model, qm, name, calib, d, cfg)
         rec.update(reconstruct(unit, d, recon, name=name, generator=gen, callbacks=callbacks, show_progress=show_progress))
         rec['final_error'] = _unit_error(unit, orig)
     set_mode(unit, 'hard')
@@ -175,7 +194,9 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
              calib:Tensor, # calibration images (N, C, H, W)
              config:PTQConfig=PTQConfig(), # method, bits, reconstruction settings
              callbacks=(), # objects with on_unit_start / on_log / on_unit_end
-             show_progress:bool=True) -> tuple[QModel, dict]: # progress bars
+             show_progress:bool=True, # progress bars
+             checkpoint:str|Path|None=None, # file rewritten after every unit (atomic, checksummed): model, T, RNG states, history
+             resume:bool=False) -> tuple[QModel, dict]: # continue from `checkpoint`: finished units are loaded, not redone
     "Quantize `model` with `config.method`; return the `QModel` (all units hard) and the run history (with T for MetaAug)."
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -183,14 +204,19 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
     qm = quantize_model(model, calib[:2], config.quant)
     history = {'units': [], 'config': config.to_dict()}
     meta = prepare_meta(model, qm, calib, config, show_progress) if config.method == 'metaaug' else None
-    if meta is not None: history.update(transform=meta.T, warmup={k: v for k, v in meta.T.warmup_history.items() if k not in ('loss', 'mse', 'eval_step')})
-    for name in progress(qm.units, desc='units', enabled=show_progress, leave=True):
-        fire(callbacks, 'on_unit_start', name, {'index': qm.units.index(name), 'units': qm.units, 'qmodel': qm})
+    if meta is not None: history.update(transform=meta.T, warmup={k: (Path(v).name if k == 'path' else v) for k, v in meta.T.warmup_history.items() if k not in ('loss', 'mse', 'eval_step')})  # no machine paths in records
+    ck = RunCheckpoint(checkpoint, model, calib, config) if checkpoint is not None else None
+    if resume and ck is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
+    done = ck.restore(qm, history, meta.T if meta else None, gen) if resume else 0
+    for name in progress(qm.units[done:], desc='units', enabled=show_progress, leave=True):
+        fire(callbacks, 'on_unit_start', name, {'index': qm.units.index(name), 'units': qm.units, 'qmodel': qm,
+                                                 'transform': meta.T if meta is not None else None})  # T: MetaAug's, trained in place
         try: rec = quantize_unit(model, qm, name, calib, config, gen, callbacks, show_progress, meta)
         except NonFiniteLossError as e:
             history['failed_unit'] = name
             raise QuantizeError(str(e), qm, history) from e
         history['units'].append(rec)
+        if ck is not None: ck.save(qm, history, meta.T if meta else None, gen)
         fire(callbacks, 'on_unit_end', name, rec)
     return qm, history
 
@@ -251,9 +277,10 @@ def load_run_data(dataset:str, # a key of metaaug.data.DATASETS
                   root:Path, # data root
                   n_calib:int, # calibration images
                   seed:int, # seed of the calibration draw (and of the test subset)
-                  n_test:int|None=None): # test images (None: the whole split)
+                  n_test:int|None=None, # test images (None: the whole split)
+                  bad_files:str='error'): # undecodable image files: 'error' or 'skip' (see `load_split`)
     "Calibration tensors and evaluation data (tensors when small enough, else the dataset)."
-    train, test = load_split(dataset, 'train', root), load_split(dataset, 'test', root)
+    train, test = load_split(dataset, 'train', root, bad_files=bad_files), load_split(dataset, 'test', root, bad_files=bad_files)
     calib = calibration_set(train, n_calib, seed=seed)
     test = subset(test, n_test, seed=seed) if n_test else test
     img = test[0][0]
@@ -276,6 +303,9 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
             device:str='auto', # 'auto', 'cpu', 'cuda', ...
             out:str|Path|None=None, # JSON-lines file to append the record to
             save:str|Path|None=None, # file for the quantized model
+            checkpoint:str|Path|None=None, # checkpoint file, rewritten after every unit
+            resume:bool=False, # continue from `checkpoint`
+            bad_files:str='error', # undecodable image files: 'error' or 'skip'
             callbacks=(), # passed to `quantize`
             show_progress:bool=True) -> dict: # progress bars
     "Quantize a registry model on real data, evaluate it beside the FP model, and return (and save) the record."
@@ -283,11 +313,11 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
     check_choice('--arch', arch, ARCHS)
     root = resolve_data_root(data)
     model = build_model(arch, weights, data_root=root).to(dev)
-    (cx, cy), test = load_run_data(ARCHS[arch].dataset, root, n_calib, config.seed, n_test)
+    (cx, cy), test = load_run_data(ARCHS[arch].dataset, root, n_calib, config.seed, n_test, bad_files)
     fp = {'fp_top1': evaluate(model, test), 'fp_calib_top1': evaluate(model, (cx, cy))}
     rec = dict(arch=arch, config=config, n_calib=n_calib, n_test=n_test or len(test[1] if isinstance(test, tuple) else test), dev=dev)
     try:
-        with Timer() as tq: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress)
+        with Timer() as tq: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, resume=resume)
     except QuantizeError as e:
         r = _record(**rec, status='failed', error=str(e), **fp, units=e.history['units'], wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
         if out: append_jsonl(out, r)
@@ -297,7 +327,7 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
     meta_s = sum(u.get('meta_time_s', 0) for u in hist['units'])
     r = _record(**rec, status='ok', **fp, test_top1=evaluate(qm, test), calib_top1=evaluate(qm, (cx, cy)),
                 quant_s=tq.s, meta_s=meta_s, wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(),
-                units=hist['units'], **({'warmup': hist['warmup']} if 'warmup' in hist else {}))
+                units=hist['units'], **{k: hist[k] for k in ('warmup', 'resumed') if k in hist})
     if out: append_jsonl(out, r)
     if save:
         save_quantized(qm, save, arch, tuple(cx[:1].shape), meta={k: v for k, v in r.items() if k != 'units'})
