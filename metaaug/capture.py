@@ -46,10 +46,14 @@ def capture(model:nn.Module, # model to run (its mode is left as it is)
             store:str|torch.device='cpu', # where the captured tensors live (CPU offload for GPU users)
             dtype:torch.dtype|None=None): # storage dtype (e.g. torch.bfloat16 to halve memory), None: as computed
     "The unit's input (and output) for every image: a tensor (or a pair) on `store`."
-    dev = module_device(model)
-    got = [run_to(model, module, b.to(dev), output) for b in images.split(batch_size)]
-    if not output: return torch.cat([g.to(store, dtype) for g in got])
-    return tuple(torch.cat([g[i].to(store, dtype) for g in got]) for i in (0, 1))
+    dev, outs, i = module_device(model), None, 0
+    for b in images.split(batch_size):  # each batch goes straight into preallocated storage: peak = the cache + one batch
+        got = run_to(model, module, b.to(dev), output)
+        got = got if output else (got,)
+        if outs is None: outs = [torch.empty((len(images), *g.shape[1:]), dtype=dtype or g.dtype, device=store) for g in got]
+        for o, g in zip(outs, got): o[i:i + len(g)] = g
+        i += len(b)
+    return tuple(outs) if output else outs[0]
 
 # %% ../nbs/06_capture.ipynb #f20fac15
 @dataclass

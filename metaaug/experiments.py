@@ -19,9 +19,9 @@ from .pipeline import PTQConfig, preset, run_ptq, with_overrides
 # %% auto #0
 __all__ = ['METRICS', 'RUN_FIELDS', 'SCALES', 'W2A2', 'METAAUG', 'SPECS', 'PAPER', 'PAPER_NOTES', 'BACKENDS', 'Cell', 'Spec',
            'set_path', 'configure', 'Scale', 'Job', 'config_identity', 'run_key', 'cell_job', 'plan', 'load_records',
-           'finished', 'available_cores', 'LocalBackend', 'SerialBackend', 'run_job', 'pending', 'run_specs',
-           'cell_values', 'mean_sd', 'render_table', 'plot_sweep', 'plot_bars', 'plot_spec', 'experiment_scale',
-           'metaaug_experiments', 'save_plots']
+           'finished', 'available_cores', 'LocalBackend', 'SerialBackend', 'RayBackend', 'run_job', 'pending',
+           'run_specs', 'cell_values', 'mean_sd', 'render_table', 'plot_sweep', 'plot_bars', 'plot_spec',
+           'experiment_scale', 'metaaug_experiments', 'save_plots']
 
 # %% ../nbs/15_experiments.ipynb #df54011e
 METRICS = ('test_top1', 'calib_top1', 'gap') # what a column can read from a run; gap = calib_top1 - test_top1
@@ -264,7 +264,59 @@ class SerialBackend:
     def map(self, fn:Callable, jobs:Sequence[Job]) -> Iterator[dict]:
         for j in jobs: yield fn(j)
 
-BACKENDS = {'local': LocalBackend, 'serial': SerialBackend} # name -> backend class (a Ray backend goes here)
+BACKENDS = {'local': LocalBackend, 'serial': SerialBackend} # name -> backend class ('ray' is added below)
+
+# %% ../nbs/15_experiments.ipynb #8d8ad95e
+def _ray_task(fn, job, threads):
+    "What a Ray worker runs: one job with `threads` torch threads."
+    _init_worker(threads)
+    return fn(job)
+
+class RayBackend:
+    "Independent runs as Ray tasks, each asking for its CPUs (and GPU): local Ray by default, a cluster at `address`."
+    def __init__(self, n_workers:int|None=None, # concurrent runs on local Ray (default: cores // threads); a cluster schedules by resources
+                 threads:int=1, # CPUs (torch threads) per run
+                 address:str|None=None, # None: start Ray on this machine; 'auto' or 'ray://host:10001': join that cluster
+                 gpus:float|None=None, # GPUs per run (None: 1 when the run's device is not 'cpu' and the cluster has GPUs, else 0)
+                 init_kw:dict|None=None): # further `ray.init` arguments
+        try: import ray  # noqa: F401  (an optional extra)
+        except ImportError as e: raise MetaAugError("--backend: 'ray' needs Ray, which is not installed; pip install 'metaaug[dist]'") from e
+        check_range('threads', threads, 1, integer=True)
+        if n_workers is not None: check_range('workers', n_workers, 1, integer=True)
+        if gpus is not None: check_range('gpus', gpus, 0)
+        self.threads, self.address, self.gpus, self.init_kw = threads, address, gpus, dict(init_kw or {})
+        self.n_workers = n_workers or max(1, available_cores() // threads)
+
+    def _start(self, ray) -> bool:
+        "Connect to (or start) Ray; True when this backend started it (and so shuts it down)."
+        if ray.is_initialized(): return False
+        kw = {'address': self.address, 'include_dashboard': False, 'log_to_driver': False, **self.init_kw}
+        if self.address is None: kw.setdefault('num_cpus', self.n_workers * self.threads)  # local: at most n_workers runs at once
+        ray.init(**kw)
+        return True
+
+    def resources(self, job:Job, ray) -> dict:
+        "What one run asks Ray for."
+        gpus = self.gpus if self.gpus is not None else (1 if job.device != 'cpu' and ray.cluster_resources().get('GPU', 0) > 0 else 0)
+        return {'num_cpus': self.threads, 'num_gpus': gpus}
+
+    def map(self, fn:Callable, jobs:Sequence[Job]) -> Iterator[dict]:
+        "Yield `fn(job)` for every job as its task finishes (a failed task yields a failed record)."
+        if not jobs: return
+        import ray
+        owned = self._start(ray)
+        try:
+            task = ray.remote(_ray_task)
+            refs = {task.options(**self.resources(j, ray)).remote(fn, j, self.threads): j for j in jobs}
+            todo = list(refs)
+            while todo:
+                done, todo = ray.wait(todo, num_returns=1)
+                try: yield ray.get(done[0])
+                except Exception as e: yield _failed(refs[done[0]], e)
+        finally:
+            if owned: ray.shutdown()
+
+BACKENDS['ray'] = RayBackend
 
 # %% ../nbs/15_experiments.ipynb #3b6ca7b5
 def run_job(job:Job) -> dict:
@@ -295,12 +347,13 @@ def run_specs(specs:Sequence[Spec|str], # Specs or keys of SPECS
               threads:int=1, # torch threads per run
               seeds:Sequence[int]|None=None, # seeds (default: the scale's)
               fn:Callable[[Job], dict]=run_job, # what runs one job (tests substitute a stub)
-              show_progress:bool=True) -> list[dict]: # a bar over the runs
+              show_progress:bool=True, # a bar over the runs
+              backend_options:dict|None=None) -> list[dict]: # more arguments of the backend (ray: address, gpus, init_kw)
     "Run every unfinished run of `specs`; return the new records."
     specs = [SPECS[check_choice('--specs', s, SPECS)] if isinstance(s, str) else s for s in specs]
     todo = pending(specs, scale, out, seeds)
     if n_workers is None and _scale(scale).device != 'cpu' and torch.cuda.is_available(): n_workers = 1  # one GPU: one run at a time
-    runner, new = BACKENDS[check_choice('--backend', backend, BACKENDS)](n_workers, threads), []
+    runner, new = BACKENDS[check_choice('--backend', backend, BACKENDS)](n_workers, threads, **(backend_options or {})), []
     for rec in progress(runner.map(fn, todo), total=len(todo), desc='runs', enabled=show_progress, leave=True):
         append_jsonl(out, rec); new.append(rec)
     return new
@@ -428,7 +481,9 @@ def metaaug_experiments(specs:str='A.8', # comma-separated keys of SPECS: loss, 
                         seeds:str=None, # comma-separated seeds (default: the scale's)
                         workers:int=None, # parallel runs (default: cores // threads; 1 when the runs use a GPU)
                         threads:int=1, # torch threads per run
-                        backend:str='local', # local (process pool) or serial
+                        backend:str='local', # local (process pool), serial, or ray (`pip install 'metaaug[dist]'`)
+                        address:str=None, # ray: cluster address ('auto', 'ray://head:10001'); default: local Ray
+                        gpus:float=None, # ray: GPUs per run (default: 1 when the runs use a GPU)
                         data:str=None, # data root (paper scale: the folder holding imagenet/train and imagenet/val)
                         device:str=None, # device of each run (default: the scale's)
                         n_test:int=None, # test images per run (default: the scale's)
@@ -448,7 +503,8 @@ def metaaug_experiments(specs:str='A.8', # comma-separated keys of SPECS: loss, 
         if dry_run:
             for j in todo: print(json.dumps({'run_key': j.key, **j.tags, 'n_calib': j.n_calib}))
             print(f'{len(todo)} run(s) to do'); return
-        if not render: run_specs(names, sc, out, backend, workers, threads, sd, show_progress=not quiet)
+        if not render: run_specs(names, sc, out, backend, workers, threads, sd, show_progress=not quiet,
+                                  backend_options={'address': address, 'gpus': gpus} if backend == 'ray' else None)
         for n in names: print(render_table(n, out, sc, sd), end='\n\n')
         if plots: save_plots(names, out, sc, sd, plots)
 

@@ -24,7 +24,7 @@ from .capture import tail_after
 from .transform import TransformConfig, cached_warmup
 from .checkpoint import RunCheckpoint
 from .augment import AugmentConfig, Augmenter, augment_generator
-from .meta import META_PRESETS, MetaConfig, MetaContext, meta_phase, transformed_data
+from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase, transformed_data
 
 # %% auto #0
 __all__ = ['METHODS', 'CACHE_DTYPES', 'PRESETS', 'BUDGET_FIELDS', 'PTQConfig', 'preset', 'with_overrides', 'evaluate',
@@ -138,6 +138,7 @@ class MetaRun:
     fp_logits:Tensor
     T:nn.Module
     units:set
+    fp_feats:Tensor|None=None # FP pooled features of the calibration images (L_DP targets of the paper/mse/kl forms)
 
 def _aug_fn(cfg, name):
     "X as a callable on normalised batches with its own generator for unit `name`, or None."
@@ -154,7 +155,7 @@ def _augmented_data(model, qm, name, calib, d, cfg):
 
 def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress):
     "Meta phase of one unit, then its cache extended with T(x); returns (data, recon config, meta record)."
-    ctx = MetaContext(run.fp, qm, name, calib.to(module_device(qm)), d.x_q, run.fp_logits, tail_after(run.fp, name))
+    ctx = MetaContext(run.fp, qm, name, calib.to(module_device(qm)), d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
     rec = meta_phase(ctx, run.T, cfg.meta, gen, callbacks, show_progress)
     if not cfg.meta.use_transformed: return d, cfg.recon, rec
     d = d.cat(transformed_data(run.fp, qm, name, run.T, calib, cfg.capture_batch, aug=_aug_fn(cfg, name), store=d.x_q.device, dtype=d.x_q.dtype))
@@ -184,11 +185,11 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
     "Frozen FP copy, FP logits on the calibration set, and T warmed up to the identity (cached)."
     fp = copy.deepcopy(model).eval().requires_grad_(False)
     dev = module_device(fp)
-    with torch.no_grad(): logits = torch.cat([fp(b.to(dev)) for b in calib.split(cfg.capture_batch)])
+    logits, feats = fp_outputs(fp, calib, cfg.capture_batch)  # once per run: the FP model is frozen
     m = cfg.meta
     T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
                       max_steps=m.warmup_steps, seed=cfg.seed, progress=show_progress)
-    return MetaRun(fp, logits, T, _meta_units(qm, cfg))
+    return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
 def quantize(model:nn.Module, # FP model (not modified); its device is used
              calib:Tensor, # calibration images (N, C, H, W)

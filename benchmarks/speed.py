@@ -1,0 +1,345 @@
+#!/usr/bin/env python
+"""Speed benchmark (issue 7): every figure is a ratio measured in this run, with interleaved repetitions.
+
+- recon: Genie-M reconstruction iterations/s per unit, and its efficiency = FLOP/s of a reconstruction step ÷ FLOP/s
+  of a micro-benchmark running the unit's conv/linear shapes alone (same batch, fwd + the same backward passes,
+  contiguous and channels-last; the better layout is the denominator). Both do the same FLOPs, so the efficiency is
+  t_micro / t_recon per interleaved round (median over rounds).
+- meta: MetaAug meta-iteration time, ours (`meta_step`) vs the naive full-forward step (`naive_meta_step`), per unit
+  and flavour, interleaved rounds of `--meta_iters` iterations each; before timing, one step of each on the same T
+  (QDrop off) checks the losses and T's gradient agree.
+- memory: peak RSS of a ResNet-50 unit cache at 224² with N synthetic images (float32 vs bfloat16), each in its own
+  subprocess; a case predicted above --mem_limit_gb (or above the available memory) is computed, not allocated.
+- e2e (--e2e only): Genie-M vs MetaAug end-to-end `run_ptq` on the real data, one subprocess per run, methods
+  alternated per seed.
+
+Every figure carries os.getloadavg() and the thread count at the time it was measured.
+
+    OMP_NUM_THREADS=1 python benchmarks/speed.py                     # default, ~5 min at 1 thread
+    OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
+    python benchmarks/speed.py --skip recon meta memory --e2e --e2e_archs resnet20 resnet56 --threads 2
+"""
+import argparse, copy, dataclasses, json, os, platform, resource, statistics, subprocess, sys, time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metaaug.core import atomic_write_bytes, module_device, to_jsonable
+from metaaug.capture import cache_unit, tail_after
+from metaaug.fixtures import tiny_images
+from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
+from metaaug.models import build_model
+from metaaug.pipeline import CACHE_DTYPES, preset, versions
+from metaaug.reconstruct import ReconConfig, reconstruct
+from metaaug.transform import UNet
+from metaaug.wrap import QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
+
+HERE = Path(__file__).resolve().parent
+
+def load():
+    "Load average and thread count, recorded next to every figure."
+    return {'loadavg': [round(v, 2) for v in os.getloadavg()], 'threads': torch.get_num_threads()}
+
+def device_name(dev):
+    if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)
+
+def timed(fn, dev):
+    sync(dev); t0 = time.perf_counter(); fn(); sync(dev)
+    return time.perf_counter() - t0
+
+def med(xs): return statistics.median(xs) if xs else None
+
+# ---------------------------------------------------------------- model and the sequential unit pass
+
+def cifar_setup(arch, n, dev, seed=0):
+    "FP model (pretrained if the weights are found, else random), QModel W2A2, synthetic calibration images."
+    try: model, weights = build_model(arch), 'pretrained'
+    except Exception: model, weights = build_model(arch, pretrained=False), 'random'
+    model = model.to(dev).eval()
+    calib = tiny_images(n, size=32, seed=seed).to(dev)
+    return model, quantize_model(model, calib[:2], QuantConfig(2, 2)), calib, weights
+
+def prepare_unit(model, qm, name, calib, bs):
+    "The pipeline's order: cache (earlier units final), calibrate, soft."
+    d = cache_unit(model, qm, name, calib, batch_size=bs)
+    unit = qm.unit(name); set_mode(unit, 'soft')
+    with calibrating(unit): unit(d.x_q[:bs].to(module_device(qm)))
+    return d
+
+# ---------------------------------------------------------------- reconstruction vs the conv micro-benchmark
+
+def layer_shapes(unit, d, bs, dev):
+    "Shapes of every conv / linear of the unit in a reconstruction step, and whether its input needs a gradient."
+    shapes, hs = [], []
+    def hook(m, a):
+        l = m.layer
+        shapes.append({'kind': 'conv' if isinstance(l, nn.Conv2d) else 'linear', 'x': tuple(a[0].shape), 'w': tuple(l.weight.shape),
+                       'input_grad': bool(a[0].requires_grad), 'bias': l.bias is not None,
+                       **({k: getattr(l, k) for k in ('stride', 'padding', 'dilation', 'groups')} if isinstance(l, nn.Conv2d) else {})})
+    hs = [m.register_forward_pre_hook(hook) for m in unit.modules() if isinstance(m, QuantLayer)]
+    set_mode(unit, 'soft', qdrop=True)
+    try: unit(d.x_q[:bs].to(dev))
+    finally:
+        for h in hs: h.remove()
+    return shapes
+
+def shape_flops(s):
+    "FLOPs of one reconstruction step for this layer: forward, weight gradient, input gradient (when needed)."
+    if s['kind'] == 'conv':
+        n, cin, h, w = s['x']; cout, cpg, kh, kw = s['w']
+        ho = (h + 2 * s['padding'][0] - s['dilation'][0] * (kh - 1) - 1) // s['stride'][0] + 1
+        wo = (w + 2 * s['padding'][1] - s['dilation'][1] * (kw - 1) - 1) // s['stride'][1] + 1
+        macs = n * cout * ho * wo * cpg * kh * kw
+    else: macs = s['x'][0] * s['w'][0] * s['w'][1]
+    return 2 * macs * (2 + int(s['input_grad']))
+
+def micro_tensors(shapes, dev, channels_last):
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for s in shapes:
+        x, w = torch.randn(s['x'], generator=g).to(dev), (0.1 * torch.randn(s['w'], generator=g)).to(dev)
+        if channels_last and x.dim() == 4: x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+        b = torch.zeros(s['w'][0], device=dev) if s['bias'] else None
+        out.append((x.requires_grad_(s['input_grad']), w.requires_grad_(), b))
+    return out
+
+def micro_steps(shapes, tensors, k):
+    "k steps of the unit's layers alone: forward + backward (weight grad, input grad where the recon step needs it)."
+    for _ in range(k):
+        for s, (x, w, b) in zip(shapes, tensors):
+            y = F.conv2d(x, w, b, s['stride'], s['padding'], s['dilation'], s['groups']) if s['kind'] == 'conv' else F.linear(x, w, b)
+            y.sum().backward()
+            x.grad = w.grad = None
+
+def bench_recon(unit, d, a, dev, name):
+    "Interleaved rounds: k recon steps (contiguous, channels-last), k micro steps (contiguous, channels-last)."
+    shapes = layer_shapes(unit, d, a.recon_batch, dev)
+    flops = sum(shape_flops(s) for s in shapes)
+    cfg = preset('cpu').recon.replace(iters=a.recon_iters, log_every=a.recon_iters, batch_size=a.recon_batch, compile=a.compile)
+    tens = {cl: micro_tensors(shapes, dev, cl) for cl in (False, True)}
+    gen = torch.Generator().manual_seed(0)
+    def recon(cl): reconstruct(unit, d, cfg.replace(channels_last=cl), name=name, generator=gen, show_progress=False)
+    recon(False); micro_steps(shapes, tens[False], 1); micro_steps(shapes, tens[True], 1)  # warm-up (and compile)
+    t = {k: [] for k in ('recon', 'recon_cl', 'micro', 'micro_cl')}
+    loads = []
+    for _ in range(a.rounds):
+        t['recon'].append(timed(lambda: recon(False), dev)); t['recon_cl'].append(timed(lambda: recon(True), dev))
+        t['micro'].append(timed(lambda: micro_steps(shapes, tens[False], a.recon_iters), dev))
+        t['micro_cl'].append(timed(lambda: micro_steps(shapes, tens[True], a.recon_iters), dev))
+        loads.append(load())
+    k = a.recon_iters
+    best_micro = [min(m, mc) for m, mc in zip(t['micro'], t['micro_cl'])]
+    return {'unit': name, 'batch': a.recon_batch, 'compile': a.compile, 'flops_per_step': flops,
+            'recon_it_s': k / med(t['recon']), 'recon_cl_it_s': k / med(t['recon_cl']),
+            'recon_gflop_s': flops * k / med(t['recon']) / 1e9,
+            'micro_gflop_s': flops * k / med(t['micro']) / 1e9, 'micro_cl_gflop_s': flops * k / med(t['micro_cl']) / 1e9,
+            'efficiency': med([m / r for m, r in zip(best_micro, t['recon'])]),
+            'efficiency_cl': med([m / r for m, r in zip(best_micro, t['recon_cl'])]),
+            'micro_cl_over_contiguous': med([m / mc for m, mc in zip(t['micro'], t['micro_cl'])]),
+            'layers': len(shapes), 'rounds': a.rounds, 'iters_per_round': k, 'load': loads[-1], 'load_per_round': loads}
+
+# ---------------------------------------------------------------- meta iteration: ours vs naive
+
+def meta_check(ctx, T, mcfg):
+    "One step of each on the same T, QDrop off: max relative difference of the losses and of T's gradient."
+    set_mode(ctx.unit, 'soft', qdrop=False)
+    groups, params, got = theta_groups(ctx.unit), list(T.parameters()), {}
+    for key, fn in (('ours', meta_step), ('naive', naive_meta_step)):
+        theta = {n: p.detach().clone().requires_grad_() for n, p in ctx.unit.named_parameters() if n in groups}
+        _, out = fn(ctx, T, theta, 5.0, mcfg, torch.Generator().manual_seed(1), groups)
+        g = torch.cat([x.flatten() for x in torch.autograd.grad(out['total'], params)])
+        got[key] = {'L_Q': out['inner'].item(), **{f'L_{k}': v.item() for k, v in out['terms'].items()}, 'L_T': out['total'].item()}, g
+    (lo, go), (ln, gn) = got['ours'], got['naive']
+    rel = max(abs(lo[k] - ln[k]) / max(abs(ln[k]), 1e-12) for k in ln)
+    return {'losses_ours': lo, 'losses_naive': ln, 'max_rel_loss_diff': rel,
+            'max_rel_grad_diff': float((go - gn).abs().max() / gn.abs().max().clamp_min(1e-30)), 'same': rel < 1e-4 and float((go - gn).abs().max() / gn.abs().max()) < 1e-3}
+
+def bench_meta(model, qm, name, calib, d, run, a, flavour):
+    "Interleaved rounds of `meta_iters` meta iterations with `meta_step` and with `naive_meta_step` (each on its own copy of T)."
+    mcfg = preset('cpu', meta=flavour).meta.replace(iters=a.meta_iters, diag_every=0)
+    ctx = MetaContext(run['fp'], qm, name, calib, d.x_q, run['logits'], tail_after(run['fp'], name), run['feats'])
+    T0 = UNet(mcfg.transform).to(calib.device)
+    check = meta_check(ctx, T0, mcfg)
+    state = {n: p.detach().clone() for n, p in ctx.unit.named_parameters()}
+    Ts, t, loads = {'ours': copy.deepcopy(T0), 'naive': copy.deepcopy(T0)}, {'ours': [], 'naive': []}, []
+    fns = {'ours': meta_step, 'naive': naive_meta_step}
+    def phase(k, iters):
+        meta_phase(ctx, Ts[k], mcfg.replace(iters=iters), torch.Generator().manual_seed(0), show_progress=False, step_fn=fns[k])
+    phase('ours', 1); phase('naive', 1)  # warm-up
+    for r in range(a.rounds):
+        for k in (('ours', 'naive') if r % 2 == 0 else ('naive', 'ours')): t[k].append(timed(lambda: phase(k, a.meta_iters), calib.device))
+        loads.append(load())
+    with torch.no_grad():  # the paper flavour writes θ back: leave the unit as it was
+        for n, p in ctx.unit.named_parameters(): p.copy_(state[n])
+    return {'unit': name, 'flavour': flavour, 'batch_size': mcfg.batch_size, 'val_batch': mcfg.val_batch, 'transform': dataclasses.asdict(mcfg.transform),
+            'ours_s_per_iter': med(t['ours']) / a.meta_iters, 'naive_s_per_iter': med(t['naive']) / a.meta_iters,
+            'speedup': med([n / o for n, o in zip(t['naive'], t['ours'])]), 'check': check,
+            'rounds': a.rounds, 'iters_per_round': a.meta_iters, 'load': loads[-1], 'load_per_round': loads}
+
+def bench_arch(arch, a, dev):
+    model, qm, calib, weights = cifar_setup(arch, a.n_calib, dev)
+    fp = copy.deepcopy(model).eval().requires_grad_(False)
+    logits, feats = fp_outputs(fp, calib, a.recon_batch)
+    run, out = {'fp': fp, 'logits': logits, 'feats': feats}, {'arch': arch, 'weights': weights, 'n_calib': a.n_calib, 'recon': [], 'meta': []}
+    meta_units = set(a.meta_units) if a.meta_units else set(qm.units[1:-1])
+    for name in qm.units:
+        d = prepare_unit(model, qm, name, calib, a.recon_batch)
+        if 'recon' not in a.skip and (not a.recon_units or name in a.recon_units):
+            out['recon'].append(bench_recon(qm.unit(name), d, a, dev, name)); print(json.dumps(_short(out['recon'][-1])), flush=True)
+        if 'meta' not in a.skip and name in meta_units:
+            for flavour in a.flavours:
+                out['meta'].append(bench_meta(model, qm, name, calib, d, run, a, flavour)); print(json.dumps(_short(out['meta'][-1])), flush=True)
+        set_mode(qm.unit(name), 'hard')  # final before the next unit
+    return out
+
+def _short(r): return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ('load_per_round', 'transform', 'check')} | (
+    {'same': r['check']['same'], 'max_rel_loss_diff': r['check']['max_rel_loss_diff']} if 'check' in r else {})
+
+# ---------------------------------------------------------------- memory of a ResNet-50 unit cache
+
+def rss_mb():
+    for l in open('/proc/self/status'):
+        if l.startswith('VmRSS:'): return int(l.split()[1]) / 1024
+    return float('nan')
+
+def mem_available_gb():
+    try: return next(int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemAvailable:')) / 2**20
+    except (OSError, StopIteration): return float('inf')
+
+def resnet50_unit_bytes(unit, size, dtype):
+    "Bytes per image of the unit cache (X_fp, X_q, Y) and of one image, from a one-image forward."
+    import torchvision
+    m = torchvision.models.resnet50(weights=None).eval()
+    got = {}
+    mod = m.get_submodule(unit)
+    h1 = mod.register_forward_pre_hook(lambda mm, a: got.update(x=a[0].numel()))
+    h2 = mod.register_forward_hook(lambda mm, a, o: got.update(y=o.numel()))
+    with torch.no_grad(): m(torch.zeros(1, 3, size, size))
+    h1.remove(); h2.remove()
+    es = torch.empty((), dtype=dtype).element_size()
+    return (2 * got['x'] + got['y']) * es, 3 * size * size * 4
+
+def memory_child(a):
+    "Runs in its own process: build the cache, report peak RSS."
+    import torchvision
+    torch.set_num_threads(a.threads)
+    dtype = CACHE_DTYPES[a._mem_child]
+    m = torchvision.models.resnet50(weights=None).eval().requires_grad_(False)
+    imgs = torch.randn(a.mem_n, 3, a.mem_size, a.mem_size, generator=torch.Generator().manual_seed(0))
+    qm = quantize_model(m, imgs[:2], QuantConfig(4, 4))
+    base, t0 = rss_mb(), time.perf_counter()
+    d = cache_unit(m, qm, a.mem_unit, imgs, batch_size=a.mem_batch, store='cpu', dtype=dtype)
+    cache = sum(t.numel() * t.element_size() for t in (d.x_fp, d.x_q, d.y))
+    print(json.dumps({'dtype': a._mem_child, 'cache_gb': cache / 2**30, 'rss_before_cache_mb': base,
+                      'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'capture_s': time.perf_counter() - t0, **load()}))
+
+def bench_memory(a):
+    out = {'model': 'torchvision resnet50 (random weights)', 'unit': a.mem_unit, 'n': a.mem_n, 'size': a.mem_size, 'capture_batch': a.mem_batch, 'cases': []}
+    for dt in ('float32', 'bfloat16'):
+        per, img = resnet50_unit_bytes(a.mem_unit, a.mem_size, CACHE_DTYPES[dt])
+        cache_gb = per * a.mem_n / 2**30
+        # capture() fills preallocated storage batch by batch: images + cache + ~2 GB of model, libraries and one batch
+        predicted = (img * a.mem_n + per * a.mem_n) / 2**30 + 2.0
+        case = {'dtype': dt, 'cache_gb_computed': cache_gb, 'predicted_peak_gb': predicted, 'mem_available_gb': mem_available_gb()}
+        if predicted > min(a.mem_limit_gb, mem_available_gb() - 2):
+            case.update(allocated=False, note=f'predicted peak {predicted:.1f} GB exceeds the limit; size computed, not allocated', **load())
+        else:
+            cmd = [sys.executable, __file__, '--_mem_child', dt] + [f'--{k}={getattr(a, k)}' for k in ('mem_n', 'mem_size', 'mem_unit', 'mem_batch', 'threads')]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode: case.update(allocated=False, error=r.stderr[-2000:], **load())
+            else: case.update(allocated=True, **json.loads(r.stdout.strip().splitlines()[-1]))
+        out['cases'].append(case); print(json.dumps(case), flush=True)
+    ok = [c for c in out['cases'] if c.get('allocated')]
+    if len(ok) == 2: out['bf16_over_fp32_peak'] = ok[1]['peak_rss_mb'] / ok[0]['peak_rss_mb']
+    return out
+
+# ---------------------------------------------------------------- end to end (not run by default)
+
+def e2e_child(a):
+    from metaaug.pipeline import run_ptq
+    torch.set_num_threads(a.threads)
+    arch, method, seed = a._e2e_child.split(':')
+    cfg = preset('cpu', meta=a.e2e_meta if method == 'metaaug' else None, method=method, wbits=2, abits=2, seed=int(seed), iters=a.e2e_iters)
+    if a.e2e_meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.e2e_meta_iters))
+    r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False)
+    print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wall_s', 'quant_s', 'meta_s', 'peak_rss_mb', 'test_top1')} | load()))
+
+def bench_e2e(a):
+    rows = []
+    for arch in a.e2e_archs:
+        for seed in a.e2e_seeds:  # alternate the methods so both see the same load
+            for method in (('geniem', 'metaaug') if seed % 2 == 0 else ('metaaug', 'geniem')):
+                cmd = [sys.executable, __file__, '--_e2e_child', f'{arch}:{method}:{seed}'] + [f'--{k}={getattr(a, k)}' for k in
+                       ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'device', 'threads') if getattr(a, k) is not None]
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                rows.append(json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {'arch': arch, 'method': method, 'seed': seed, 'error': r.stderr[-2000:]})
+                print(json.dumps(rows[-1]), flush=True)
+    ratios = {}
+    for arch in a.e2e_archs:
+        for seed in a.e2e_seeds:
+            w = {r['method']: r.get('quant_s') for r in rows if r.get('arch') == arch and r.get('seed') == seed}
+            if w.get('geniem') and w.get('metaaug'): ratios.setdefault(arch, []).append(w['metaaug'] / w['geniem'])
+    return {'runs': rows, 'metaaug_over_geniem_quant_s': {k: med(v) for k, v in ratios.items()}, 'iters': a.e2e_iters,
+            'meta_iters': a.e2e_meta_iters, 'meta': a.e2e_meta, 'n_calib': a.e2e_n_calib, 'n_test': a.e2e_n_test}
+
+# ---------------------------------------------------------------- main
+
+def main(a):
+    torch.set_num_threads(a.threads)
+    dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
+    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'device': str(dev), 'device_name': device_name(dev),
+           'versions': versions(), 'start': load(), 'archs': []}
+    t0 = time.perf_counter()
+    if not {'recon', 'meta'} <= set(a.skip):
+        for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev))
+    if 'memory' not in a.skip: res['memory'] = bench_memory(a)
+    if a.e2e: res['e2e'] = bench_e2e(a)
+    res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0; res['end'] = load()
+    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+    print(json.dumps(res['summary'], indent=1))
+
+def summary(res):
+    s = {}
+    for r in res['archs']:
+        if r['recon']: s[f"{r['arch']} recon efficiency (median over units)"] = med([u['efficiency'] for u in r['recon']])
+        if r['recon']: s[f"{r['arch']} recon it/s per unit"] = {u['unit']: round(u['recon_it_s'], 1) for u in r['recon']}
+        for fl in {m['flavour'] for m in r['meta']}:
+            ms = [m for m in r['meta'] if m['flavour'] == fl]
+            s[f"{r['arch']} meta speedup ours vs naive, {fl}"] = {m['unit']: round(m['speedup'], 2) for m in ms}
+            s[f"{r['arch']} meta same losses, {fl}"] = all(m['check']['same'] for m in ms)
+    if 'memory' in res: s['memory peak RSS MB'] = {c['dtype']: c.get('peak_rss_mb', f"computed {c['cache_gb_computed']:.2f} GB cache") for c in res['memory']['cases']}
+    if 'e2e' in res: s['e2e metaaug/geniem'] = res['e2e']['metaaug_over_geniem_quant_s']
+    return s
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--archs', nargs='+', default=['resnet20'], help='CIFAR ResNets for recon and meta (resnet56 is optional)')
+    p.add_argument('--skip', nargs='*', default=[], choices=['recon', 'meta', 'memory'])
+    p.add_argument('--threads', type=int, default=1); p.add_argument('--device', default='auto')
+    p.add_argument('--rounds', type=int, default=3, help='interleaved repetitions per figure')
+    p.add_argument('--n_calib', type=int, default=256, help='synthetic calibration images (recon and meta)')
+    p.add_argument('--recon_iters', type=int, default=10); p.add_argument('--recon_batch', type=int, default=32)
+    p.add_argument('--recon_units', nargs='*', default=None); p.add_argument('--compile', action='store_true', help='fused activation quantizers in the recon steps')
+    p.add_argument('--meta_iters', type=int, default=3); p.add_argument('--meta_units', nargs='*', default=['layer1.0', 'layer2.0', 'layer3.0'])
+    p.add_argument('--flavours', nargs='+', default=['official', 'paper'])
+    p.add_argument('--mem_n', type=int, default=1024); p.add_argument('--mem_size', type=int, default=224)
+    p.add_argument('--mem_unit', default='layer1.0'); p.add_argument('--mem_batch', type=int, default=32)
+    p.add_argument('--mem_limit_gb', type=float, default=12.0)
+    p.add_argument('--e2e', action='store_true', help='Genie-M vs MetaAug end to end (real data; long)')
+    p.add_argument('--e2e_archs', nargs='+', default=['resnet20']); p.add_argument('--e2e_seeds', nargs='+', type=int, default=[0])
+    p.add_argument('--e2e_meta', default='official'); p.add_argument('--e2e_iters', type=int, default=2000, help='reconstruction iterations per unit (both methods)')
+    p.add_argument('--e2e_meta_iters', type=int, default=None, help="meta iterations per unit (default: the cpu preset's)")
+    p.add_argument('--e2e_n_calib', type=int, default=1024); p.add_argument('--e2e_n_test', type=int, default=None)
+    p.add_argument('--out', default=str(HERE / 'results' / 'speed.json'))
+    p.add_argument('--_mem_child', default=None, help=argparse.SUPPRESS); p.add_argument('--_e2e_child', default=None, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a._mem_child: memory_child(a)
+    elif a._e2e_child: e2e_child(a)
+    else: main(a)
