@@ -55,10 +55,11 @@ class PTQConfig(Config):
 PRESETS = {
     'paper': PTQConfig(recon=ReconConfig(iters=20_000), meta=MetaConfig(iters=500, transform=TransformConfig(64, 4))),
     'cpu': PTQConfig(recon=ReconConfig(iters=2_000, round_lr=1e-2, compile=True),
-                     meta=MetaConfig(iters=100, batch_size=16, val_batch=32, final_batch='same', transform=TransformConfig(16, 2))),
+                     meta=MetaConfig(iters=100, batch_size=16, val_batch=32, final_batch='same', transform=TransformConfig(16, 2),
+                                     warmup_threshold=1e-2)),
     'smoke': PTQConfig(recon=ReconConfig(iters=100, round_lr=1e-2, log_every=25), meta=MetaConfig(iters=10, transform=TransformConfig(8, 1, residual=True), diag_every=5)),
 }
-BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
+BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'warmup_steps', 'warmup_threshold', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
 
 def preset(name:str, # a key of PRESETS: the budget
            meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper'); None: official
