@@ -189,7 +189,8 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
     logits, feats = fp_outputs(fp, calib, cfg.capture_batch)  # once per run: the FP model is frozen
     m = cfg.meta
     T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
-                      max_steps=m.warmup_steps, seed=cfg.seed, progress=show_progress)
+                      max_steps=m.warmup_steps, seed=cfg.seed, progress=show_progress,
+                      strict=False)  # a warm-up short of its threshold warns (recorded as converged: False) instead of losing the run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
 def quantize(model:nn.Module, # FP model (not modified); its device is used

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_transform.ipynb #4ab735a9
 from __future__ import annotations
-import dataclasses, hashlib, io, json
+import dataclasses, hashlib, io, json, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -194,7 +194,8 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
                     seed:int=0, # seed of the batch order
                     eval_every:int=10, # steps between two checks of the threshold
                     progress:bool=True, # show a progress bar
-                    callback:Callable[[dict], None]|None=None) -> dict: # called with each check's record
+                    callback:Callable[[dict], None]|None=None, # called with each check's record
+                    strict:bool=True) -> dict: # True: `WarmupError` when the threshold is not reached; False: a warning, and T as trained
     "Train `T` towards the identity on `images` (pixel MSE, Adam) until `identity_mse < threshold`; returns the history."
     _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every)
     dev, g = module_device(T), torch.Generator().manual_seed(seed)
@@ -214,7 +215,10 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
             hist['steps'] = step
             if step % eval_every == 0 or step == max_steps: done = check(step)
     hist['converged'] = done
-    if not done: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
+    if not done and not strict:
+        warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['mse'][-1]:.3g} "
+                      f"(threshold {threshold}); continuing with this T (history['converged'] is False)")
+    elif not done: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
                                    f"(last {hist['mse'][-1]:.3g}); raise max_steps or lr", hist)
     return hist
 
@@ -247,8 +251,8 @@ def cached_warmup(cfg:TransformConfig, # T's config
                   cache_dir:str|Path|None=None, # cache folder; None: `WARMUP_CACHE_DIR`
                   **kwargs) -> UNet: # `warmup_identity` arguments (threshold, max_steps, lr, batch_size, seed, eval_every, progress, callback)
     "A `UNet(cfg)` warmed up to the identity on `images`, loaded from the cache when this warm-up was done before."
-    unknown = set(kwargs) - set(_WARMUP_DEFAULTS) - {'progress', 'callback'}
-    if unknown: raise MetaAugError(f"cached_warmup: unknown argument(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_WARMUP_DEFAULTS))}, progress, callback")
+    unknown = set(kwargs) - set(_WARMUP_DEFAULTS) - {'progress', 'callback', 'strict'}
+    if unknown: raise MetaAugError(f"cached_warmup: unknown argument(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_WARMUP_DEFAULTS))}, progress, callback, strict")
     settings = {**_WARMUP_DEFAULTS, **{k: v for k, v in kwargs.items() if k in _WARMUP_DEFAULTS}}
     path = Path(cache_dir or WARMUP_CACHE_DIR).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, settings)}.pt"
     with torch.random.fork_rng(devices=[]):
