@@ -158,10 +158,17 @@ def inner_loss(ctx:MetaContext, theta:dict, tx:Tensor, beta:float|None, cfg:Meta
     "L_Q: the unit's reconstruction error on T(x) (+ rounding regulariser), as a function of θ and T (`y`: the FP target, if known)."
     with no_param_grads(ctx.qm): a_q = run_to(ctx.qm, ctx.unit, tx)  # earlier units final; gradient reaches T only
     if y is None: y = fp_pass(ctx, tx, feats=False)[0]
-    loss = recon_loss(functional_call(ctx.unit, theta, (a_q,)), y)
-    if cfg.inner_round_reg and beta is not None:
-        loss = loss + sum(round_loss(theta[n], beta) for n in theta if n.endswith('wq.logits'))
-    return loss
+    return recon_loss(functional_call(ctx.unit, theta, (a_q,)), y) + _round_reg(theta, beta, cfg)
+
+def _round_reg(theta, beta, cfg):
+    "The rounding regulariser of the inner loss (0 when off)."
+    if not cfg.inner_round_reg or beta is None: return 0.
+    return sum(round_loss(theta[n], beta) for n in theta if n.endswith('wq.logits'))
+
+def _stepped(theta, lq, groups, cfg):
+    "θ¹ from one differentiable inner step on `lq` (parameters `lq` does not reach get a zero gradient)."
+    grads = torch.autograd.grad(lq, list(theta.values()), create_graph=True, allow_unused=True)
+    return inner_update(theta, {k: (g if g is not None else torch.zeros_like(theta[k])) for k, g in zip(theta, grads)}, groups, cfg)
 
 def _dp_term(ctx, x, xi, tx, f_tx, w, gen):
     "L_DP with x's cached features and T(x)'s already computed ones; anything else (mixups) runs the FP model."
@@ -190,9 +197,7 @@ def meta_step(ctx:MetaContext, # what the unit reuses
     y, f_tx = fp_pass(ctx, tx, feats=share) if weights['val'] > 0 or share else (None, None)
     if weights['val'] > 0:  # the inner step only matters through L_val
         lq = inner_loss(ctx, theta, tx, beta, cfg, y)
-        grads = torch.autograd.grad(lq, list(theta.values()), create_graph=True, allow_unused=True)
-        grads = {k: (g if g is not None else torch.zeros_like(theta[k])) for k, g in zip(theta, grads)}
-        theta1 = inner_update(theta, grads, groups, cfg)
+        theta1 = _stepped(theta, lq, groups, cfg)
         vidx = torch.randperm(n, generator=gen)[:cfg.val_batch]  # a fresh draw of distinct originals
         terms['val'] = kl_val_loss(_val_logits(ctx, theta1, vidx), ctx.fp_logits[vidx.to(dev)], w.tau)
     if weights['margin'] > 0: terms['margin'] = margin_loss(x, tx, w.margin, per_image=w.margin_form == 'image')
@@ -220,18 +225,17 @@ def naive_meta_step(ctx:MetaContext, T:nn.Module, theta:dict, beta:float|None, c
     x = ctx.calib[torch.randperm(n, generator=gen)[:cfg.batch_size].to(dev)]
     tx = T(x)
     w, terms, theta1, lq = cfg.losses, {}, theta, torch.zeros(())
-    if t_loss_weights(w)['val'] > 0:
+    weights = t_loss_weights(w)
+    if weights['val'] > 0:
         with torch.no_grad(): y = full_forward(ctx.fp, tx, ctx.fp.get_submodule(ctx.name), output=True)
-        lq = recon_loss(functional_call(unit, theta, (full_forward(ctx.qm, tx, unit),)), y)
-        if cfg.inner_round_reg and beta is not None: lq = lq + sum(round_loss(theta[k], beta) for k in theta if k.endswith('wq.logits'))
-        grads = torch.autograd.grad(lq, list(theta.values()), create_graph=True, allow_unused=True)
-        theta1 = inner_update(theta, {k: (g if g is not None else torch.zeros_like(theta[k])) for k, g in zip(theta, grads)}, groups, cfg)
+        lq = recon_loss(functional_call(unit, theta, (full_forward(ctx.qm, tx, unit),)), y) + _round_reg(theta, beta, cfg)
+        theta1 = _stepped(theta, lq, groups, cfg)
         xv = ctx.calib[torch.randperm(n, generator=gen)[:cfg.val_batch].to(dev)]
         q_logits = functional_call(ctx.qm, {f'model.{ctx.name}.{k}': v for k, v in theta1.items()}, (xv,))
         with torch.no_grad(): fp_logits = ctx.fp(xv)
         terms['val'] = kl_val_loss(q_logits, fp_logits, w.tau)
-    if t_loss_weights(w)['margin'] > 0: terms['margin'] = margin_loss(x, tx, w.margin, per_image=w.margin_form == 'image')
-    if t_loss_weights(w)['dp'] > 0:
+    if weights['margin'] > 0: terms['margin'] = margin_loss(x, tx, w.margin, per_image=w.margin_form == 'image')
+    if weights['dp'] > 0:
         terms['dp'] = dp_loss(lambda z: full_forward(ctx.fp, z, last_linear(ctx.fp)), x, tx, w.dp_form, w.mixup_alpha, gen)
     total, parts = total_t_loss(terms, w)
     return {k: v.detach() for k, v in theta1.items()}, {'inner': lq, 'terms': terms, 'parts': parts, 'total': total, 'x': x, 'tx': tx}
