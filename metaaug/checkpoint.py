@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 
-from .core import MetaAugError, atomic_write_bytes, to_jsonable
+from .core import MetaAugError, atomic_write_bytes, to_jsonable, torch_bytes
 from .models import ARCHS
 from .quantizers import ActQuantizer
 from .wrap import QModel, QuantLayer, set_mode
@@ -33,7 +33,7 @@ class CheckpointError(MetaAugError):
 def write_checked(path:str|Path, # file to write (atomically: temporary file, then rename)
                   obj) -> Path: # anything `torch.load(weights_only=True)` can read back
     "Serialise `obj` with `torch.save`, prefix the magic line and its SHA-256, and write it atomically."
-    buf = io.BytesIO(); torch.save(obj, buf); payload = buf.getvalue()
+    payload = torch_bytes(obj)
     data = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b'\n' + payload
     try: atomic_write_bytes(path, data)
     except OSError as e:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #532e77ca
 from __future__ import annotations
-import dataclasses, json, os, random, resource, sys, tempfile, time
+import dataclasses, io, json, os, random, resource, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device',
-           'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'atomic_write_bytes', 'to_jsonable', 'append_jsonl',
-           'read_jsonl']
+           'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'atomic_write_bytes', 'torch_bytes',
+           'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -122,6 +122,14 @@ def atomic_write_bytes(path:str|Path, data:bytes):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+
+def torch_bytes(obj) -> bytes:
+    "`obj` serialised by `torch.save`, in memory."
+    buf = io.BytesIO(); torch.save(obj, buf); return buf.getvalue()
+
+def atomic_torch_save(path:str|Path, obj): # file to write; anything `torch.save` takes
+    "`torch.save(obj, path)`, atomically (`atomic_write_bytes`)."
+    atomic_write_bytes(path, torch_bytes(obj))
 
 def to_jsonable(o):
     "Turn configs, tensors, paths and numpy values into plain JSON types."

@@ -13,7 +13,7 @@ import torchvision
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (Config, ConfigError, MetaAugError, Timer, append_jsonl, atomic_write_bytes, check_choice, to_jsonable,
+from .core import (Config, ConfigError, MetaAugError, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
                           check_range, get_device, module_device, peak_rss_mb, progress, seed_everything)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model
@@ -230,11 +230,8 @@ def save_quantized(qm:QModel, # a quantized model
                    input_shape:tuple=(1, 3, 32, 32), # shape of one example input (for tracing)
                    meta:dict|None=None): # anything else to keep (accuracy, config, ...)
     "Write `qm` to `path`."
-    import io
-    buf = io.BytesIO()
-    torch.save({'arch': arch, 'quant': qm.config.to_dict(), 'input_shape': list(input_shape), 'meta': to_jsonable(meta or {}),
-                'state_dict': {k: v.cpu() for k, v in qm.state_dict().items()}}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(path, {'arch': arch, 'quant': qm.config.to_dict(), 'input_shape': list(input_shape), 'meta': to_jsonable(meta or {}),
+                             'state_dict': {k: v.cpu() for k, v in qm.state_dict().items()}})
 
 def load_quantized(path:str|Path, # file written by `save_quantized`
                    model:nn.Module|None=None, # FP model of the same architecture (None: build `arch` from the registry)
@@ -258,9 +255,7 @@ def transform_path(model_path:str|Path) -> Path:
 
 def save_transform(T:nn.Module, path:str|Path, cfg:TransformConfig):
     "Write T's weights and config atomically."
-    import io
-    buf = io.BytesIO(); torch.save({'transform': cfg.to_dict(), 'state_dict': {k: v.cpu() for k, v in T.state_dict().items()}}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(path, {'transform': cfg.to_dict(), 'state_dict': {k: v.cpu() for k, v in T.state_dict().items()}})
 
 def load_transform(path:str|Path, device:str='auto') -> nn.Module:
     "Rebuild a saved T (in its BatchNorm mode)."

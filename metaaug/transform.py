@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, module_device,
-                          atomic_write_bytes, to_jsonable, progress as progress_bar)
+                          atomic_torch_save, to_jsonable, progress as progress_bar)
 
 # %% auto #0
 __all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'WARMUP_CACHE_DIR', 'TransformConfig', 'BatchStatBN',
@@ -262,7 +262,6 @@ def cached_warmup(cfg:TransformConfig, # T's config
         T.load_state_dict(blob['state_dict']); T.warmup_history = {**blob['history'], 'cached': True, 'path': str(path)}
         return T
     hist = warmup_identity(T, images, **settings, **{k: v for k, v in kwargs.items() if k not in _WARMUP_DEFAULTS})
-    buf = io.BytesIO(); torch.save(dict(state_dict=T.state_dict(), history=hist), buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(path, dict(state_dict=T.state_dict(), history=hist))
     T.warmup_history = {**hist, 'path': str(path)}
     return T

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 
-from .core import MetaAugError, atomic_write_bytes, check_range, module_device, read_jsonl
+from .core import MetaAugError, atomic_torch_save, check_range, module_device, read_jsonl
 from .data import denormalize
 from .transform import TransformConfig, UNet, sq_change_per_image
 
@@ -66,7 +66,7 @@ def save_snapshots(snaps:TSnapshots, # filled by a run
     tx = {u: apply_T(build_T(snaps.cfg, st), images, batch_size)[:n_keep].half() for u, st in snaps.states.items()}
     blob = {'transform': snaps.cfg.to_dict(), 'units': snaps.units, 'images': images[:n_keep].clone(), 'tx': tx,
             'meta': {**(meta or {}), 'batch_size': batch_size}, **({'states': snaps.states} if weights else {})}
-    buf = io.BytesIO(); torch.save(blob, buf); atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(path, blob)
 
 def load_snapshots(path:str|Path) -> dict:
     "The content of a snapshots file: transform (config), units, images, tx (float32), meta (and states)."
