@@ -89,7 +89,7 @@ def _first_difference(a, b, where=''):
 
 # %% ../nbs/11a_checkpoint.ipynb #85d22b25
 class RunCheckpoint:
-    "Saves a `quantize` run after every finished unit and restores it on resume."
+    "Saves a `quantize` run after every finished unit (and inside a unit, from its loops' safe points) and restores it on resume."
     def __init__(self, path:str|Path, # checkpoint file
                  model:nn.Module, # the FP model being quantized
                  calib:Tensor, # its calibration images
@@ -101,10 +101,11 @@ class RunCheckpoint:
     def save(self, qm:QModel, # the quantized model, finished units hard
              history:dict, # `quantize`'s history; `history['units']` are the finished units
              T:nn.Module|None, # MetaAug's transformation network, or None
-             gen:torch.Generator) -> Path: # the run's private generator
+             gen:torch.Generator, # the run's private generator
+             partial:dict|None=None) -> Path: # the unit in progress: {'unit', 'phase', 'loop', 'record', 'unit_state'}
         "Write the state after the units in `history['units']` (atomically, checksummed); drop temp files of killed writes."
         path = write_checked(self.path, {
-            'format': 1, 'ident': self.ident, 'units': list(qm.units), 'done': len(history['units']),
+            'format': 1, 'ident': self.ident, 'units': list(qm.units), 'done': len(history['units']), 'partial': partial,
             'qmodel': {k: v.detach().cpu() for k, v in qm.state_dict().items()},
             'transform': None if T is None else {k: v.detach().cpu() for k, v in T.state_dict().items()},
             'transform_training': None if T is None else T.training,
@@ -125,8 +126,9 @@ class RunCheckpoint:
     def restore(self, qm:QModel, # freshly wrapped model of the same run (loaded in place)
                 history:dict, # `quantize`'s history (updated in place)
                 T:nn.Module|None, # MetaAug's T (loaded in place), or None
-                gen:torch.Generator) -> int: # the run's private generator (restored in place)
-        "Load the checkpoint into `qm`, `history`, `T` and the generators; return how many units are finished."
+                gen:torch.Generator) -> tuple[int, dict|None]: # the run's private generator (restored in place)
+        """Load the checkpoint into `qm`, `history`, `T` and the generators; return how many units are finished and the
+        unit in progress (None, or its `partial` state plus the generators' states, to be restored where its loop goes on)."""
         ck = read_checked(self.path)
         self._check(ck, qm)
         qm.load_state_dict(ck['qmodel'])
@@ -135,8 +137,10 @@ class RunCheckpoint:
             T.load_state_dict(ck['transform']); T.train(ck['transform_training'])
         history.update(json.loads(ck['history']))
         history['resumed'] = {'checkpoint': str(self.path), 'units_done': ck['done'], 'saved_at': ck['saved_at']}
-        set_rng_state(ck['rng'], gen)
-        return ck['done']
+        partial = ck.get('partial')
+        if partial is None: set_rng_state(ck['rng'], gen); return ck['done'], None
+        history['resumed'].update(unit=partial['unit'], phase=partial['phase'], step=partial['loop']['step'])
+        return ck['done'], {**partial, 'rng': ck['rng']}
 
 # %% ../nbs/11a_checkpoint.ipynb #2c58d864
 def pack_bits(codes:Tensor, # integer codes in 0..2^bits − 1, any shape

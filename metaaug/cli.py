@@ -29,7 +29,7 @@ def cli_errors(prog:str): # command name shown before the message
     except OSError as e:
         print(f"{prog}: error: {e.strerror or e}{f' (' + str(e.filename) + ')' if e.filename else ''}; files written before are intact", file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt:
-        print(f'{prog}: interrupted (with --checkpoint, rerun with --resume to continue after the last finished unit)', file=sys.stderr); sys.exit(130)
+        print(f'{prog}: interrupted (with --checkpoint, the run was saved first: rerun with --resume to continue where it stopped)', file=sys.stderr); sys.exit(130)
 
 # %% ../nbs/13_cli.ipynb #8eefe6ac
 @call_parse
@@ -53,7 +53,8 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                 device:str='auto', # auto, cpu, cuda, cuda:1, ...
                 out:str='results/runs.jsonl', # JSON-lines file the run's record is appended to
                 save:str=None, # write the quantized model here (reload with metaaug_eval --load); T, the integer export and the model card go beside it
-                checkpoint:str=None, # checkpoint file, rewritten after every unit
+                checkpoint:str=None, # checkpoint file, rewritten after every unit, every --checkpoint_every steps and on Ctrl-C
+                checkpoint_every:int=2000, # steps between checkpoints inside a unit's reconstruction and meta loops (0: only between units)
                 resume:bool=False, # continue an interrupted run from --checkpoint
                 skip_bad_images:bool=False, # skip image files that cannot be decoded (with a warning) instead of stopping
                 quiet:bool=False): # no progress bars
@@ -64,7 +65,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                                   round_lr=round_lr, policy=policy, seed=seed, augment=parse_augment(augment) if augment else None)
         if mcfg: cfg = cfg.replace(meta=cfg.meta.replace(**mcfg))
         r = run_ptq(arch, cfg, weights=weights, data=data, n_calib=n_calib, n_test=n_test, device=device,
-                    out=out, save=save, checkpoint=checkpoint, resume=resume, bad_files='skip' if skip_bad_images else 'error',
+                    out=out, save=save, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, bad_files='skip' if skip_bad_images else 'error',
                     show_progress=not quiet)
         if save: ship(save, r)
         print(json.dumps({k: r[k] for k in ('arch', 'method', 'wbits', 'abits', 'n_calib', 'iters', 'seed', 'fp_top1',

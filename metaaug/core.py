@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #532e77ca
 from __future__ import annotations
-import dataclasses, io, json, os, random, resource, sys, tempfile, time
+import dataclasses, io, json, os, random, resource, signal, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device',
-           'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'atomic_write_bytes', 'torch_bytes',
-           'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
+           'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'Interrupt', 'deferred_interrupt', 'SafePoint',
+           'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -111,6 +111,38 @@ class Timer:
     "Context manager measuring wall time in seconds (`.s`)."
     def __enter__(self): self.t0 = time.perf_counter(); return self
     def __exit__(self, *exc): self.s = time.perf_counter() - self.t0
+
+# %% ../nbs/00_core.ipynb #43b8d749
+class Interrupt:
+    "A Ctrl-C held back until the next safe point (`requested`)."
+    def __init__(self): self.requested = False
+
+@contextmanager
+def deferred_interrupt(enabled:bool=True): # False: Ctrl-C interrupts at once, as usual
+    "Hold SIGINT back while the body runs: yield an `Interrupt` that the first Ctrl-C sets; a second one interrupts."
+    flag = Interrupt()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag; return
+    def handler(signum, frame):
+        if flag.requested: raise KeyboardInterrupt
+        flag.requested = True
+    old = signal.signal(signal.SIGINT, handler)
+    try: yield flag
+    finally: signal.signal(signal.SIGINT, old)
+
+@dataclasses.dataclass
+class SafePoint:
+    "Where a long loop may save its state: every `every` steps, and when Ctrl-C was pressed (then it stops)."
+    save:Callable # called with the loop's state (a dict); writes it with the rest of the run
+    every:int=0 # steps between saves (0: only on Ctrl-C)
+    interrupt:Interrupt|None=None # from `deferred_interrupt`
+
+    def __call__(self, step:int, # steps done so far (1-based)
+                 state:Callable[[], dict]): # builds the loop's state, only when it is saved
+        "Save `state()` when due or interrupted; after an interrupt, raise `KeyboardInterrupt`."
+        stop = self.interrupt is not None and self.interrupt.requested
+        if stop or (self.every and step % self.every == 0): self.save(state())
+        if stop: raise KeyboardInterrupt(f'stopped after step {step}; its state was saved')
 
 # %% ../nbs/00_core.ipynb #de0cc453
 def atomic_write_bytes(path:str|Path, data:bytes):

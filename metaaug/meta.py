@@ -12,7 +12,7 @@ import torch
 from torch import nn, Tensor
 from torch.func import functional_call
 
-from .core import Config, ConfigError, MetaAugError, check_choice, check_range, module_device, progress
+from .core import Config, ConfigError, MetaAugError, SafePoint, check_choice, check_range, module_device, progress
 from .quantizers import round_loss
 from .wrap import QModel, QuantLayer, set_mode
 from .capture import StopForward, UnitData, cache_unit, capture, run_to, tail_after
@@ -261,7 +261,9 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
                gen:torch.Generator, # batch draws and mixups
                callbacks=(), # objects with on_meta_log(name, step, row)
                show_progress:bool=True, # progress bar
-               step_fn=None) -> dict: # one iteration, `meta_step`'s signature (None: `meta_step`; `naive_meta_step` to compare)
+               step_fn=None, # one iteration, `meta_step`'s signature (None: `meta_step`; `naive_meta_step` to compare)
+               safepoint:SafePoint|None=None, # saves the loop's state every few steps and on Ctrl-C (T itself is the caller's)
+               resume:dict|None=None) -> dict: # a state saved by `safepoint`: continue from it (T holds its weights)
     "Train T for `cfg.iters` iterations on unit `ctx.name`; return the unit's meta record."
     t0, unit = time.perf_counter(), ctx.unit
     opt = torch.optim.Adam(T.parameters(), lr=cfg.t_lr)
@@ -269,8 +271,15 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
     set_mode(unit, 'soft', qdrop=True); T.train()
     groups, schedule = theta_groups(unit), ReconConfig(iters=max(cfg.iters, 1))
     theta = {n: p.detach().clone().requires_grad_() for n, p in unit.named_parameters() if n in groups}
-    rows, diags, params, step_fn = [], [], [p for p in T.parameters() if p.requires_grad], step_fn or meta_step
-    for t in progress(range(cfg.iters), desc=f'meta {ctx.name}', enabled=show_progress):
+    rows, diags, params, step_fn, start, spent = [], [], [p for p in T.parameters() if p.requires_grad], step_fn or meta_step, 0, 0.0
+    if resume is not None:
+        opt.load_state_dict(resume['opt']); sched.load_state_dict(resume['sched'])
+        if resume['theta'] is not None: theta = {n: v.clone().requires_grad_() for n, v in resume['theta'].items()}
+        rows, diags, start, spent = resume['rows'], resume['diags'], resume['step'], resume['time_s']
+    state = lambda t: {'step': t, 'opt': opt.state_dict(), 'sched': sched.state_dict(), 'rows': rows, 'diags': diags,
+                       'theta': None if cfg.reset_theta else {n: v.detach() for n, v in theta.items()},
+                       'time_s': spent + time.perf_counter() - t0}
+    for t in progress(range(start, cfg.iters), desc=f'meta {ctx.name}', enabled=show_progress):
         theta1, out = step_fn(ctx, T, theta, round_beta(t, schedule), cfg, gen, groups)
         if cfg.diag_every and t % cfg.diag_every == 0: diags.append({'step': t, **term_grad_norms(out['parts'], params)})
         opt.zero_grad(set_to_none=True)
@@ -285,12 +294,13 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
                **{f'L_{k}': float(out['terms'][k].detach()) if k in out['terms'] else None for k in ('val', 'margin', 'dp')}}
         rows.append(row); fire(callbacks, 'on_meta_log', ctx.name, t + 1, row)
         if not cfg.reset_theta: theta = {n: v.requires_grad_() for n, v in theta1.items()}
+        if safepoint is not None and t + 1 < cfg.iters: safepoint(t + 1, lambda: state(t + 1))
     if not cfg.reset_theta:
         with torch.no_grad():
             for n, p in unit.named_parameters():
                 if n in theta: p.copy_(theta[n])
     keys = ['L_T', 'L_Q', 'L_val', 'L_margin', 'L_dp', 'sq_change', 'grad_norm']
-    return {'meta_iters': cfg.iters, 'meta_time_s': time.perf_counter() - t0, 'epsilon': cfg.losses.margin,
+    return {'meta_iters': cfg.iters, 'meta_time_s': spent + time.perf_counter() - t0, 'epsilon': cfg.losses.margin,
             **{f'meta_{k}': _mean_tail(rows, k) for k in keys}, 'meta_grad_norms': diags, 'meta_history': rows[::max(1, cfg.iters // 50)]}
 
 # %% ../nbs/10_meta.ipynb #c288e197

@@ -13,8 +13,8 @@ import torchvision
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (Config, ConfigError, MetaAugError, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
-                          check_range, get_device, module_device, peak_rss_mb, progress, seed_everything)
+from .core import (Config, ConfigError, MetaAugError, SafePoint, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
+                          check_range, deferred_interrupt, get_device, module_device, peak_rss_mb, progress, seed_everything)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
@@ -22,7 +22,7 @@ from .capture import cache_unit, capture
 from .reconstruct import NonFiniteLossError, ReconConfig, fire, reconstruct, recon_loss
 from .capture import tail_after
 from .transform import TransformConfig, cached_warmup
-from .checkpoint import RunCheckpoint
+from .checkpoint import RunCheckpoint, set_rng_state
 from .augment import AugmentConfig, Augmenter, augment_generator
 from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase, transformed_data
 
@@ -154,32 +154,50 @@ def _augmented_data(model, qm, name, calib, d, cfg):
     d = d.cat(cache_unit(model, qm, name, xs, batch_size=cfg.capture_batch, store=d.x_q.device, dtype=d.x_q.dtype))
     return d, cfg.recon.replace(batch_size=cfg.recon.batch_size * ((1 + a.copies) if a.scale_batch else 1))
 
-def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress):
-    "Meta phase of one unit, then its cache extended with T(x); returns (data, recon config, meta record)."
+def _phase_point(point, qm, name, phase, rec):
+    "The run's safe point for one loop of unit `name`: each saved state also holds the phase, the record so far and the unit's parameters."
+    if point is None: return None
+    return dataclasses.replace(point, save=lambda loop: point.save({'unit': name, 'phase': phase, 'loop': loop, 'record': dict(rec),
+                                                                      'unit_state': qm.unit(name).state_dict()}))
+
+def _reenter(qm, name, phase, resume, gen):
+    "The saved loop state when the unit was interrupted in `phase` (its parameters and generators put back), else None."
+    if resume is None or resume['phase'] != phase: return None
+    qm.unit(name).load_state_dict(resume['unit_state']); set_rng_state(resume['rng'], gen)
+    return resume['loop']
+
+def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress, point=None, resume=None, rec=None):
+    "Meta phase of one unit (skipped when resuming after it), then its cache extended with T(x); returns (data, recon config, meta record)."
     ctx = MetaContext(run.fp, qm, name, calib.to(module_device(qm)), d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
-    rec = meta_phase(ctx, run.T, cfg.meta, gen, callbacks, show_progress)
+    rec = {} if resume is not None and resume['phase'] == 'recon' else meta_phase(  # after it: its record came with `resume`
+        ctx, run.T, cfg.meta, gen, callbacks, show_progress, safepoint=_phase_point(point, qm, name, 'meta', rec or {'unit': name}),
+        resume=_reenter(qm, name, 'meta', resume, gen))
     if not cfg.meta.use_transformed: return d, cfg.recon, rec
     d = d.cat(transformed_data(run.fp, qm, name, run.T, calib, cfg.capture_batch, aug=_aug_fn(cfg, name), store=d.x_q.device, dtype=d.x_q.dtype))
     bs = cfg.recon.batch_size * (2 if cfg.meta.final_batch == 'double' else 1)
     return d, cfg.recon.replace(batch_size=bs), rec
 
-def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=True, meta:MetaRun|None=None) -> dict:
+def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=True, meta:MetaRun|None=None,
+                  point:SafePoint|None=None, # the run's safe point (checkpoints inside the unit's loops), or None
+                  resume:dict|None=None) -> dict: # the unit's state from a checkpoint (`RunCheckpoint.restore`), or None
     "Capture, calibrate, (MetaAug's meta phase,) reconstruct and freeze one unit; return its record."
     unit, t0 = qm.unit(name), time.perf_counter()
-    d, x_q = _unit_data(model, qm, name, calib, cfg)
+    d, x_q = _unit_data(model, qm, name, calib, cfg)  # recomputed on resume: deterministic, and too big to checkpoint
     _calibrate_unit(qm, unit, x_q, cfg)
     rec = {'unit': name}
     if d is not None:
         set_mode(unit, 'hard'); rec['rtn_error'] = _unit_error(unit, d)
+        if resume is not None: rec = dict(resume['record'])
         orig, recon = d, cfg.recon
         if meta is not None and name in meta.units:
-            d, recon, mrec = _metaaug_data(meta, qm, name, calib, d, cfg, gen, callbacks, show_progress)
+            d, recon, mrec = _metaaug_data(meta, qm, name, calib, d, cfg, gen, callbacks, show_progress, point, resume, rec)
             rec.update(mrec)
         elif meta is None and cfg.augment.active: d, recon = _augmented_data(model, qm, name, calib, d, cfg)
-        rec.update(reconstruct(unit, d, recon, name=name, generator=gen, callbacks=callbacks, show_progress=show_progress))
+        rec.update(reconstruct(unit, d, recon, name=name, generator=gen, callbacks=callbacks, show_progress=show_progress,
+                               safepoint=_phase_point(point, qm, name, 'recon', rec), resume=_reenter(qm, name, 'recon', resume, gen)))
         rec['final_error'] = _unit_error(unit, orig)
     set_mode(unit, 'hard')
-    rec['time_s'] = time.perf_counter() - t0
+    rec['time_s'] = time.perf_counter() - t0 + (resume['loop']['time_s'] if resume is not None else 0.)
     return rec
 
 def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_progress:bool=True) -> MetaRun:
@@ -199,7 +217,8 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
              callbacks=(), # objects with on_unit_start / on_log / on_unit_end
              show_progress:bool=True, # progress bars
              checkpoint:str|Path|None=None, # file rewritten after every unit (atomic, checksummed): model, T, RNG states, history
-             resume:bool=False) -> tuple[QModel, dict]: # continue from `checkpoint`: finished units are loaded, not redone
+             resume:bool=False, # continue from `checkpoint`: finished units are loaded, an interrupted one goes on where it stopped
+             checkpoint_every:int=2000) -> tuple[QModel, dict]: # also rewrite it every this many steps inside a unit's loops (0: only between units)
     "Quantize `model` with `config.method`; return the `QModel` (all units hard) and the run history (with T for MetaAug)."
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -208,19 +227,23 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
     history = {'units': [], 'config': config.to_dict()}
     meta = prepare_meta(model, qm, calib, config, show_progress) if config.method == 'metaaug' else None
     if meta is not None: history.update(transform=meta.T, warmup={k: (Path(v).name if k == 'path' else v) for k, v in meta.T.warmup_history.items() if k not in ('loss', 'mse', 'eval_step')})  # no machine paths in records
+    check_range('checkpoint_every', checkpoint_every, 0, integer=True)
     ck = RunCheckpoint(checkpoint, model, calib, config) if checkpoint is not None else None
     if resume and ck is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
-    done = ck.restore(qm, history, meta.T if meta else None, gen) if resume else 0
-    for name in progress(qm.units[done:], desc='units', enabled=show_progress, leave=True):
-        fire(callbacks, 'on_unit_start', name, {'index': qm.units.index(name), 'units': qm.units, 'qmodel': qm,
-                                                 'transform': meta.T if meta is not None else None})  # T: MetaAug's, trained in place
-        try: rec = quantize_unit(model, qm, name, calib, config, gen, callbacks, show_progress, meta)
-        except NonFiniteLossError as e:
-            history['failed_unit'] = name
-            raise QuantizeError(str(e), qm, history) from e
-        history['units'].append(rec)
-        if ck is not None: ck.save(qm, history, meta.T if meta else None, gen)
-        fire(callbacks, 'on_unit_end', name, rec)
+    T = meta.T if meta is not None else None
+    done, partial = ck.restore(qm, history, T, gen) if resume else (0, None)
+    with deferred_interrupt(enabled=ck is not None) as ctrl_c:  # with a checkpoint, Ctrl-C stops at the next safe point, after saving
+        point = SafePoint(lambda part: ck.save(qm, history, T, gen, part), checkpoint_every, ctrl_c) if ck is not None else None
+        for name in progress(qm.units[done:], desc='units', enabled=show_progress, leave=True):
+            fire(callbacks, 'on_unit_start', name, {'index': qm.units.index(name), 'units': qm.units, 'qmodel': qm, 'transform': T})  # T: MetaAug's, trained in place
+            try: rec = quantize_unit(model, qm, name, calib, config, gen, callbacks, show_progress, meta, point, partial)
+            except NonFiniteLossError as e:
+                history['failed_unit'] = name
+                raise QuantizeError(str(e), qm, history) from e
+            history['units'].append(rec); partial = None
+            if ck is not None: ck.save(qm, history, T, gen)
+            fire(callbacks, 'on_unit_end', name, rec)
+            if ctrl_c.requested: raise KeyboardInterrupt(f'stopped after unit {name}; the checkpoint holds it')
     return qm, history
 
 # %% ../nbs/12_pipeline.ipynb #17ca295b
@@ -301,7 +324,8 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
             device:str='auto', # 'auto', 'cpu', 'cuda', ...
             out:str|Path|None=None, # JSON-lines file to append the record to
             save:str|Path|None=None, # file for the quantized model
-            checkpoint:str|Path|None=None, # checkpoint file, rewritten after every unit
+            checkpoint:str|Path|None=None, # checkpoint file, rewritten after every unit (and inside units, see `quantize`)
+            checkpoint_every:int=2000, # steps between checkpoints inside a unit's loops (0: only between units)
             resume:bool=False, # continue from `checkpoint`
             bad_files:str='error', # undecodable image files: 'error' or 'skip'
             callbacks=(), # passed to `quantize`
@@ -315,7 +339,7 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
     fp = {'fp_top1': evaluate(model, test), 'fp_calib_top1': evaluate(model, (cx, cy))}
     rec = dict(arch=arch, config=config, n_calib=n_calib, n_test=n_test or len(test[1] if isinstance(test, tuple) else test), dev=dev)
     try:
-        with Timer() as tq: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, resume=resume)
+        with Timer() as tq: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     except QuantizeError as e:
         r = _record(**rec, status='failed', error=str(e), **fp, units=e.history['units'], wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
         if out: append_jsonl(out, r)

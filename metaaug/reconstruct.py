@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import Config, MetaAugError, check_range, module_device, progress
+from .core import Config, MetaAugError, SafePoint, check_range, module_device, progress
 from .quantizers import round_loss, qdrop_mix
 from .wrap import QuantLayer, set_mode, calibrating
 from .capture import UnitData
 from .quantizers import ActQuantizer
 
 # %% auto #0
-__all__ = ['ReconConfig', 'recon_loss', 'round_beta', 'batches', 'fire', 'NonFiniteLossError', 'soft_fraction', 'reconstruct']
+__all__ = ['ReconConfig', 'recon_loss', 'round_beta', 'Batches', 'fire', 'NonFiniteLossError', 'soft_fraction', 'reconstruct']
 
 # %% ../nbs/07_reconstruct.ipynb #f7c20c7b
 @dataclass(frozen=True)
@@ -56,14 +56,19 @@ def round_beta(t:int, # iteration (0-based)
     return cfg.beta_end + (cfg.beta_start - cfg.beta_end) * max(0.0, 1 - frac)
 
 # %% ../nbs/07_reconstruct.ipynb #06060418
-def batches(n:int, # number of samples
-            batch_size:int, # samples per batch (capped at n)
-            generator:torch.Generator): # source of the permutations
-    "Endless index batches: one random permutation of range(n) per epoch."
-    bs = min(batch_size, n)
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n - bs + 1, bs): yield perm[i:i + bs]
+class Batches:
+    "Endless index batches: one random permutation of range(n) per epoch; `state()`/`load()` resume mid-epoch."
+    def __init__(self, n:int, # number of samples
+                 batch_size:int, # samples per batch (capped at n)
+                 generator:torch.Generator): # source of the permutations
+        self.n, self.bs, self.gen, self.perm, self.pos = n, min(batch_size, n), generator, None, 0
+    def __iter__(self): return self
+    def __next__(self) -> Tensor:
+        if self.perm is None or self.pos + self.bs > self.n: self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+        self.pos += self.bs
+        return self.perm[self.pos - self.bs:self.pos]
+    def state(self) -> dict: return {'perm': self.perm, 'pos': self.pos}
+    def load(self, state:dict): self.perm, self.pos = state['perm'], state['pos']
 
 # %% ../nbs/07_reconstruct.ipynb #98fce674
 def fire(callbacks, event:str, *args):
@@ -101,17 +106,25 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
                 name:str='', # unit name, for messages and callbacks
                 generator:torch.Generator|None=None, # mini-batch order (QDrop masks use torch's global RNG)
                 callbacks=(), # objects with on_log(name, step, metrics)
-                show_progress:bool=True) -> dict: # progress bar
+                show_progress:bool=True, # progress bar
+                safepoint:SafePoint|None=None, # saves the loop's state every few steps and on Ctrl-C
+                resume:dict|None=None) -> dict: # a state saved by `safepoint`: continue from it (the unit holds its parameters)
     "Reconstruct `unit` on `data` for `cfg.iters` steps; return its record. Leaves the unit hard, QDrop off."
     dev, t0 = module_device(unit), time.perf_counter()
     wqs, opt, sched, opt_v = _optimizers(unit, cfg)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    idx_iter, hist = batches(len(data), cfg.batch_size, gen), []
+    idx_iter, hist, start, run_rec, run_reg, spent = Batches(len(data), cfg.batch_size, gen), [], 0, 0.0, 0.0, 0.0
+    if resume is not None:
+        for o, k in ((opt, 'opt'), (opt_v, 'opt_v'), (sched, 'sched')): o.load_state_dict(resume[k])
+        idx_iter.load(resume['batches'])
+        hist, start, run_rec, run_reg, spent = resume['history'], resume['step'], resume['run_rec'], resume['run_reg'], resume['time_s']
+    state = lambda t: {'step': t, 'opt': opt.state_dict(), 'opt_v': opt_v.state_dict(), 'sched': sched.state_dict(),
+                       'batches': idx_iter.state(), 'history': hist, 'run_rec': run_rec, 'run_reg': run_reg,
+                       'time_s': spent + time.perf_counter() - t0}
     set_mode(unit, 'soft', qdrop=True)
     for a in unit.modules():
         if isinstance(a, ActQuantizer): a.compiled = cfg.compile
-    run_rec = run_reg = 0.0
-    for t in progress(range(cfg.iters), desc=f'reconstruct {name}', enabled=show_progress):
+    for t in progress(range(start, cfg.iters), desc=f'reconstruct {name}', enabled=show_progress):
         idx = next(idx_iter)
         xq, xf, y = (_batch(a, idx, dev, cfg.channels_last) for a in (data.x_q, data.x_fp, data.y))
         x = qdrop_mix(xf, xq, cfg.input_drop) if cfg.input_drop > 0 else xq
@@ -129,9 +142,10 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
                 raise NonFiniteLossError(f'unit {name!r}: the reconstruction loss became non-finite at iteration {t + 1}; units before it are kept')
             hist.append(row); run_rec = run_reg = 0.0
             fire(callbacks, 'on_log', name, t + 1, row)
+        if safepoint is not None and t + 1 < cfg.iters: safepoint(t + 1, lambda: state(t + 1))
     record = {'unit': name, 'iters': cfg.iters, 'samples': len(data), 'soft_fraction': soft_fraction(unit),
               'final_rec_loss': hist[-1]['rec_loss'] if hist else None, 'history': hist,
-              'time_s': time.perf_counter() - t0}
+              'time_s': spent + time.perf_counter() - t0}
     set_mode(unit, 'hard')
     for a in unit.modules():
         if isinstance(a, ActQuantizer): a.compiled = False
