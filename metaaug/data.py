@@ -16,9 +16,9 @@ from PIL import Image
 from .core import ConfigError, MetaAugError, check_choice, check_range
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DATA_ENV', 'SPLITS', 'DATASETS', 'BAD_FILES', 'DataError', 'find_shared',
-           'cache_dir', 'resolve_data_root', 'DatasetSpec', 'cifar_transform', 'imagenet_transform', 'load_split',
-           'sample_indices', 'load_tensors', 'calibration_set', 'subset', 'denormalize', 'normalize']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DATA_ENV', 'CACHE_ENV', 'SPLITS', 'DATASETS', 'BAD_FILES', 'DataError',
+           'find_shared', 'cache_dir', 'resolve_data_root', 'DatasetSpec', 'cifar_transform', 'imagenet_transform',
+           'load_split', 'sample_indices', 'load_tensors', 'calibration_set', 'subset', 'denormalize', 'normalize']
 
 # %% ../nbs/01_data.ipynb #55f0b684
 IMAGENET_MEAN = (0.485, 0.456, 0.406) # channel means of the ImageNet/CIFAR models' normalisation
@@ -37,9 +37,11 @@ def find_shared(kind:str, # sub-folder of `shared/`: 'data' or 'weights'
         if cand.is_dir(): return cand
     return None
 
-def cache_dir(kind:str) -> Path:
-    "Per-user cache folder `~/.cache/metaaug/<kind>` (created)."
-    d = Path.home()/'.cache'/'metaaug'/kind
+CACHE_ENV = 'METAAUG_CACHE' # environment variable naming the cache root (default ~/.cache/metaaug)
+
+def cache_dir(kind:str) -> Path: # 'data', 'weights', 'warmup', ...
+    "Per-user cache folder `$METAAUG_CACHE/<kind>`, by default `~/.cache/metaaug/<kind>` (created)."
+    d = Path(os.environ.get(CACHE_ENV) or Path.home()/'.cache'/'metaaug').expanduser()/kind
     d.mkdir(parents=True, exist_ok=True)
     return d
 

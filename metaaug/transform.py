@@ -15,12 +15,12 @@ from torch import nn
 
 from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, module_device,
                           atomic_torch_save, to_jsonable, progress as progress_bar)
+from .data import cache_dir as default_cache_dir
 
 # %% auto #0
-__all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'WARMUP_CACHE_DIR', 'TransformConfig', 'BatchStatBN',
-           'set_bn_mode', 'using_bn_mode', 'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image',
-           'mean_sq_change', 'WarmupError', 'kept_mode', 'identity_mse', 'warmup_identity', 'image_fingerprint',
-           'warmup_key', 'cached_warmup']
+__all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'TransformConfig', 'BatchStatBN', 'set_bn_mode', 'using_bn_mode',
+           'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image', 'mean_sq_change', 'WarmupError',
+           'kept_mode', 'identity_mse', 'warmup_identity', 'image_fingerprint', 'warmup_key', 'cached_warmup']
 
 # %% ../nbs/08_transform.ipynb #9bc6a84c
 BN_MODES = ('batch', 'eval') # 'batch': BatchNorm always normalises with batch statistics (official code); 'eval': running stats in eval()
@@ -223,7 +223,6 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
     return hist
 
 # %% ../nbs/08_transform.ipynb #5bcb9f03
-WARMUP_CACHE_DIR = Path('~/.cache/metaaug/warmup') # default cache folder of `cached_warmup`
 _WARMUP_DEFAULTS = dict(threshold=WARMUP_THRESHOLD, max_steps=5000, lr=1e-3, batch_size=32, seed=0, eval_every=10)
 
 def image_fingerprint(images:torch.Tensor, # images (N, C, H, W)
@@ -248,13 +247,13 @@ def warmup_key(cfg:TransformConfig, # T's config
 def cached_warmup(cfg:TransformConfig, # T's config
                   images:torch.Tensor, # calibration images (N, C, H, W), normalised; T is built on their device
                   key_parts:dict|None=None, # names that identify model and data, part of the cache key
-                  cache_dir:str|Path|None=None, # cache folder; None: `WARMUP_CACHE_DIR`
+                  cache_dir:str|Path|None=None, # cache folder; None: `cache_dir('warmup')` ($METAAUG_CACHE/warmup, ~/.cache/metaaug/warmup)
                   **kwargs) -> UNet: # `warmup_identity` arguments (threshold, max_steps, lr, batch_size, seed, eval_every, progress, callback)
     "A `UNet(cfg)` warmed up to the identity on `images`, loaded from the cache when this warm-up was done before."
     unknown = set(kwargs) - set(_WARMUP_DEFAULTS) - {'progress', 'callback', 'strict'}
     if unknown: raise MetaAugError(f"cached_warmup: unknown argument(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_WARMUP_DEFAULTS))}, progress, callback, strict")
     settings = {**_WARMUP_DEFAULTS, **{k: v for k, v in kwargs.items() if k in _WARMUP_DEFAULTS}}
-    path = Path(cache_dir or WARMUP_CACHE_DIR).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, settings)}.pt"
+    path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, settings)}.pt"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings['seed']); T = UNet(cfg).to(images.device)
     if path.exists():
