@@ -146,10 +146,11 @@ class SafePoint:
 
 # %% ../nbs/00_core.ipynb #de0cc453
 def atomic_write_bytes(path:str|Path, data:bytes):
-    "Write `data` to `path` via a temporary file in the same folder and an atomic rename."
+    "Write `data` to `path` via a temporary file in the same folder and an atomic rename (keeping an existing file's mode, else 0o644)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')  # mkstemp makes it 0o600
     try:
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
