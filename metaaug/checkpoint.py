@@ -102,7 +102,7 @@ class RunCheckpoint:
              history:dict, # `quantize`'s history; `history['units']` are the finished units
              T:nn.Module|None, # MetaAug's transformation network, or None
              gen:torch.Generator, # the run's private generator
-             partial:dict|None=None) -> Path: # the unit in progress: {'unit', 'phase', 'loop', 'record', 'unit_state'}
+             partial:dict|None=None) -> Path: # the unit in progress: {'unit', 'phase', 'loop', 'record', 'unit_state', 'time_s'}
         "Write the state after the units in `history['units']` (atomically, checksummed); drop temp files of killed writes."
         path = write_checked(self.path, {
             'format': 1, 'ident': self.ident, 'units': list(qm.units), 'done': len(history['units']), 'partial': partial,

@@ -154,11 +154,11 @@ def _augmented_data(model, qm, name, calib, d, cfg):
     d = d.cat(cache_unit(model, qm, name, xs, batch_size=cfg.capture_batch, store=d.x_q.device, dtype=d.x_q.dtype))
     return d, cfg.recon.replace(batch_size=cfg.recon.batch_size * ((1 + a.copies) if a.scale_batch else 1))
 
-def _phase_point(point, qm, name, phase, rec):
-    "The run's safe point for one loop of unit `name`: each saved state also holds the phase, the record so far and the unit's parameters."
+def _phase_point(point, qm, name, phase, rec, t0):
+    "The run's safe point for one loop of unit `name`: each saved state also holds the phase, the record so far, the unit's parameters and time."
     if point is None: return None
     return dataclasses.replace(point, save=lambda loop: point.save({'unit': name, 'phase': phase, 'loop': loop, 'record': dict(rec),
-                                                                      'unit_state': qm.unit(name).state_dict()}))
+                                                                      'unit_state': qm.unit(name).state_dict(), 'time_s': time.perf_counter() - t0}))
 
 def _reenter(qm, name, phase, resume, gen):
     "The saved loop state when the unit was interrupted in `phase` (its parameters and generators put back), else None."
@@ -166,38 +166,38 @@ def _reenter(qm, name, phase, resume, gen):
     qm.unit(name).load_state_dict(resume['unit_state']); set_rng_state(resume['rng'], gen)
     return resume['loop']
 
-def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress, point=None, resume=None, rec=None):
+def _metaaug_data(run, qm, name, calib, d, cfg, gen, callbacks, show_progress, point, resume, rec, t0):
     "Meta phase of one unit (skipped when resuming after it), then its cache extended with T(x); returns (data, recon config, meta record)."
     ctx = MetaContext(run.fp, qm, name, calib.to(module_device(qm)), d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
-    rec = {} if resume is not None and resume['phase'] == 'recon' else meta_phase(  # after it: its record came with `resume`
-        ctx, run.T, cfg.meta, gen, callbacks, show_progress, safepoint=_phase_point(point, qm, name, 'meta', rec or {'unit': name}),
+    mrec = {} if resume is not None and resume['phase'] == 'recon' else meta_phase(  # after it: its record is in `rec` already
+        ctx, run.T, cfg.meta, gen, callbacks, show_progress, safepoint=_phase_point(point, qm, name, 'meta', rec, t0),
         resume=_reenter(qm, name, 'meta', resume, gen))
-    if not cfg.meta.use_transformed: return d, cfg.recon, rec
+    if not cfg.meta.use_transformed: return d, cfg.recon, mrec
     d = d.cat(transformed_data(run.fp, qm, name, run.T, calib, cfg.capture_batch, aug=_aug_fn(cfg, name), store=d.x_q.device, dtype=d.x_q.dtype))
     bs = cfg.recon.batch_size * (2 if cfg.meta.final_batch == 'double' else 1)
-    return d, cfg.recon.replace(batch_size=bs), rec
+    return d, cfg.recon.replace(batch_size=bs), mrec
 
 def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=True, meta:MetaRun|None=None,
                   point:SafePoint|None=None, # the run's safe point (checkpoints inside the unit's loops), or None
                   resume:dict|None=None) -> dict: # the unit's state from a checkpoint (`RunCheckpoint.restore`), or None
     "Capture, calibrate, (MetaAug's meta phase,) reconstruct and freeze one unit; return its record."
-    unit, t0 = qm.unit(name), time.perf_counter()
+    unit, t0 = qm.unit(name), time.perf_counter() - (resume['time_s'] if resume is not None else 0.)  # the unit's time before an interruption counts
     d, x_q = _unit_data(model, qm, name, calib, cfg)  # recomputed on resume: deterministic, and too big to checkpoint
     _calibrate_unit(qm, unit, x_q, cfg)
     rec = {'unit': name}
     if d is not None:
-        set_mode(unit, 'hard'); rec['rtn_error'] = _unit_error(unit, d)
-        if resume is not None: rec = dict(resume['record'])
+        if resume is None: set_mode(unit, 'hard'); rec['rtn_error'] = _unit_error(unit, d)
+        else: rec = dict(resume['record'])  # rtn_error (and the meta record) as measured before the interruption
         orig, recon = d, cfg.recon
         if meta is not None and name in meta.units:
-            d, recon, mrec = _metaaug_data(meta, qm, name, calib, d, cfg, gen, callbacks, show_progress, point, resume, rec)
+            d, recon, mrec = _metaaug_data(meta, qm, name, calib, d, cfg, gen, callbacks, show_progress, point, resume, rec, t0)
             rec.update(mrec)
         elif meta is None and cfg.augment.active: d, recon = _augmented_data(model, qm, name, calib, d, cfg)
         rec.update(reconstruct(unit, d, recon, name=name, generator=gen, callbacks=callbacks, show_progress=show_progress,
-                               safepoint=_phase_point(point, qm, name, 'recon', rec), resume=_reenter(qm, name, 'recon', resume, gen)))
+                               safepoint=_phase_point(point, qm, name, 'recon', rec, t0), resume=_reenter(qm, name, 'recon', resume, gen)))
         rec['final_error'] = _unit_error(unit, orig)
     set_mode(unit, 'hard')
-    rec['time_s'] = time.perf_counter() - t0 + (resume['loop']['time_s'] if resume is not None else 0.)
+    rec['time_s'] = time.perf_counter() - t0
     return rec
 
 def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_progress:bool=True) -> MetaRun:
@@ -220,6 +220,8 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
              resume:bool=False, # continue from `checkpoint`: finished units are loaded, an interrupted one goes on where it stopped
              checkpoint_every:int=2000) -> tuple[QModel, dict]: # also rewrite it every this many steps inside a unit's loops (0: only between units)
     "Quantize `model` with `config.method`; return the `QModel` (all units hard) and the run history (with T for MetaAug)."
+    check_range('checkpoint_every', checkpoint_every, 0, integer=True)  # before any work
+    if resume and checkpoint is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = model.eval()
@@ -227,9 +229,7 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
     history = {'units': [], 'config': config.to_dict()}
     meta = prepare_meta(model, qm, calib, config, show_progress) if config.method == 'metaaug' else None
     if meta is not None: history.update(transform=meta.T, warmup={k: (Path(v).name if k == 'path' else v) for k, v in meta.T.warmup_history.items() if k not in ('loss', 'mse', 'eval_step')})  # no machine paths in records
-    check_range('checkpoint_every', checkpoint_every, 0, integer=True)
     ck = RunCheckpoint(checkpoint, model, calib, config) if checkpoint is not None else None
-    if resume and ck is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
     T = meta.T if meta is not None else None
     done, partial = ck.restore(qm, history, T, gen) if resume else (0, None)
     with deferred_interrupt(enabled=ck is not None) as ctrl_c:  # with a checkpoint, Ctrl-C stops at the next safe point, after saving

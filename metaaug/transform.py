@@ -215,11 +215,11 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
             hist['steps'] = step
             if step % eval_every == 0 or step == max_steps: done = check(step)
     hist['converged'] = done
-    if not done and not strict:
-        warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['mse'][-1]:.3g} "
-                      f"(threshold {threshold}); continuing with this T (history['converged'] is False)")
-    elif not done: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
-                                   f"(last {hist['mse'][-1]:.3g}); raise max_steps or lr", hist)
+    if done: return hist
+    if strict: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
+                                 f"(last {hist['mse'][-1]:.3g}); raise max_steps or lr", hist)
+    warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['mse'][-1]:.3g} "
+                  f"(threshold {threshold}); continuing with this T (history['converged'] is False)")
     return hist
 
 # %% ../nbs/08_transform.ipynb #5bcb9f03

@@ -4,7 +4,6 @@
 
 # %% ../nbs/16_views.ipynb #3f94ad78
 from __future__ import annotations
-import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
