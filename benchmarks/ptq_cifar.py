@@ -12,7 +12,7 @@ interrupted benchmark resumes. `--table FILE` renders a file as a markdown table
         --n_calib 64 256 1024 --seeds 0 1 2 --out benchmarks/results/metaaug_resnet20.jsonl
     python benchmarks/ptq_cifar.py --table benchmarks/results/ptq_resnet20.jsonl
 """
-import argparse, itertools, json, statistics
+import argparse, hashlib, itertools, json, statistics
 from pathlib import Path
 from metaaug.core import read_jsonl
 from metaaug.pipeline import preset, run_ptq
@@ -29,14 +29,23 @@ def run(a):
     for method, bits, n, seed in itertools.product(a.methods, a.bits, a.n_calib, a.seeds):
         w, ab = map(int, bits.split('/'))
         cfg = preset(a.preset, meta=a.meta if method == 'metaaug' else None, method=method, wbits=w, abits=ab,
-                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=True if a.compile else None)
+                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile)
         if a.meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.meta_iters))
         if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set)))
         probe = {'arch': a.arch, 'method': method, 'wbits': w, 'abits': ab, 'n_calib': n, 'seed': seed,
                  'iters': 0 if method == 'rtn' else cfg.recon.iters, 'config': cfg.to_dict()}
         if key(probe) in done: continue
-        r = run_ptq(a.arch, cfg, n_calib=n, n_test=a.n_test, device=a.device, out=out, show_progress=not a.quiet)
+        ckpt = checkpoint_path(a.checkpoint_dir, probe) if a.checkpoint_dir else None
+        r = run_ptq(a.arch, cfg, n_calib=n, n_test=a.n_test, device=a.device, out=out, show_progress=not a.quiet,
+                    checkpoint=ckpt, checkpoint_every=a.checkpoint_every, resume=bool(ckpt and ckpt.exists()))
         print(json.dumps({k: r.get(k) for k in ('method', 'wbits', 'abits', 'n_calib', 'seed', 'fp_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb')}), flush=True)
+
+def checkpoint_path(folder, probe) -> Path:
+    "One checkpoint file per run in `folder`, named by its settings and a hash of its config (an existing one is resumed)."
+    h = hashlib.sha1(json.dumps(probe['config'], sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{probe['arch']}_{probe['method']}_w{probe['wbits']}a{probe['abits']}_n{probe['n_calib']}_s{probe['seed']}_{h}.ckpt"
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder)/name
 
 def meta_overrides(pairs):
     "['t_lr=1e-4', 'transform.residual=true'] → MetaConfig.replace arguments (values parsed as JSON)."
@@ -89,7 +98,9 @@ if __name__ == '__main__':
     p.add_argument('--batch_size', type=int, default=None); p.add_argument('--n_test', type=int, default=None)
     p.add_argument('--meta', default=None, help='MetaAug flavour: official or paper'); p.add_argument('--meta_iters', type=int, default=None)
     p.add_argument('--meta_set', nargs='*', default=[], metavar='FIELD=VALUE', help='MetaConfig overrides, e.g. t_lr=1e-4 transform.residual=true')
-    p.add_argument('--compile', action='store_true', help='fused activation quantizers (torch.compile)')
+    p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None, help="fused activation quantizers (torch.compile); default: the preset's")
+    p.add_argument('--checkpoint_dir', default=None, help='one checkpoint per run here; a run whose checkpoint exists resumes from it')
+    p.add_argument('--checkpoint_every', type=int, default=2000, help='steps between checkpoints inside a unit (0: only between units)')
     p.add_argument('--device', default='auto'); p.add_argument('--out', default='benchmarks/results/ptq_resnet20.jsonl')
     p.add_argument('--quiet', action='store_true'); p.add_argument('--table', metavar='JSONL')
     a = p.parse_args()

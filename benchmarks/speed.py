@@ -294,8 +294,10 @@ def bench_e2e(a):
 def main(a):
     torch.set_num_threads(a.threads)
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
+    # TF32 convolutions (PyTorch's CUDA default) differ from float32 by ~1e-3 relative, more than the ours-vs-naive check allows
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32
     res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'device': str(dev), 'device_name': device_name(dev),
-           'versions': versions(), 'start': load(), 'archs': []}
+           'tf32': a.tf32, 'versions': versions(), 'start': load(), 'archs': []}
     t0 = time.perf_counter()
     if not {'recon', 'meta'} <= set(a.skip):
         for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev))
@@ -324,6 +326,7 @@ if __name__ == '__main__':
     p.add_argument('--skip', nargs='*', default=[], choices=['recon', 'meta', 'memory'])
     p.add_argument('--threads', type=int, default=1); p.add_argument('--device', default='auto')
     p.add_argument('--rounds', type=int, default=3, help='interleaved repetitions per figure')
+    p.add_argument('--tf32', action='store_true', help='allow TF32 on CUDA (then the ours-vs-naive check is only good to ~1e-3)')
     p.add_argument('--n_calib', type=int, default=256, help='synthetic calibration images (recon and meta)')
     p.add_argument('--recon_iters', type=int, default=10); p.add_argument('--recon_batch', type=int, default=32)
     p.add_argument('--recon_units', nargs='*', default=None); p.add_argument('--compile', action='store_true', help='fused activation quantizers in the recon steps')
