@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_transform.ipynb #4ab735a9
 from __future__ import annotations
-import dataclasses, hashlib, io, json, warnings
+import dataclasses, hashlib, io, json, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -178,12 +178,12 @@ def _warmup_step(T, opt, images, idx, dev):
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return loss.item()
 
-def _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every):
+def _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images):
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise MetaAugError(f"images: expected a tensor of shape (N, C, H, W), got {getattr(images, 'shape', type(images))}")
     check_range('threshold', threshold, 0); check_range('max_steps', max_steps, 0, integer=True)
     check_range('lr', lr, 0); check_range('batch_size', batch_size, 1, integer=True)
-    check_range('eval_every', eval_every, 1, integer=True)
+    check_range('eval_every', eval_every, 1, integer=True); check_range('check_images', check_images, 1, integer=True)
 
 def warmup_identity(T:nn.Module, # transformation network, trained in place (on its own device)
                     images:torch.Tensor, # calibration images (N, C, H, W), normalised
@@ -193,16 +193,20 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
                     batch_size:int=32, # images per step (and per chunk of the check)
                     seed:int=0, # seed of the batch order
                     eval_every:int=10, # steps between two checks of the threshold
+                    check_images:int=256, # images in each check: a fixed seeded subset when there are more; a stop is confirmed on all
                     progress:bool=True, # show a progress bar
                     callback:Callable[[dict], None]|None=None, # called with each check's record
                     strict:bool=True) -> dict: # True: `WarmupError` when the threshold is not reached; False: a warning, and T as trained
     "Train `T` towards the identity on `images` (pixel MSE, Adam) until `identity_mse < threshold`; returns the history."
-    _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every)
-    dev, g = module_device(T), torch.Generator().manual_seed(seed)
+    _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images)
+    t0, dev, g = time.perf_counter(), module_device(T), torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(T.parameters(), lr=lr)
-    hist = dict(loss=[], eval_step=[], mse=[], steps=0, converged=False, cached=False, threshold=threshold)
+    # a check over all of a large set costs as much as the training steps between checks: check a subset
+    sub = images if len(images) <= check_images else images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1))[:check_images]]
+    hist = dict(loss=[], eval_step=[], mse=[], steps=0, converged=False, cached=False, threshold=threshold, check_images=len(sub))
     def check(step):
-        m = identity_mse(T, images, batch_size)
+        m = identity_mse(T, sub, batch_size)
+        if m < threshold and sub is not images: m = identity_mse(T, images, batch_size)  # a stop is decided on all images
         hist['eval_step'].append(step); hist['mse'].append(m)
         if callback: callback(dict(step=step, mse=m, loss=hist['loss'][-1] if hist['loss'] else None))
         return m < threshold
@@ -215,15 +219,17 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
             hist['steps'] = step
             if step % eval_every == 0 or step == max_steps: done = check(step)
     hist['converged'] = done
+    hist['final_mse'] = hist['mse'][-1] if done or sub is images else identity_mse(T, images, batch_size)
+    hist['time_s'] = time.perf_counter() - t0
     if done: return hist
     if strict: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
-                                 f"(last {hist['mse'][-1]:.3g}); raise max_steps or lr", hist)
-    warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['mse'][-1]:.3g} "
+                                 f"(last {hist['final_mse']:.3g}); raise max_steps or lr", hist)
+    warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['final_mse']:.3g} "
                   f"(threshold {threshold}); continuing with this T (history['converged'] is False)")
     return hist
 
 # %% ../nbs/08_transform.ipynb #5bcb9f03
-_WARMUP_DEFAULTS = dict(threshold=WARMUP_THRESHOLD, max_steps=5000, lr=1e-3, batch_size=32, seed=0, eval_every=10)
+_WARMUP_DEFAULTS = dict(threshold=WARMUP_THRESHOLD, max_steps=5000, lr=1e-3, batch_size=32, seed=0, eval_every=10, check_images=256)
 
 def image_fingerprint(images:torch.Tensor, # images (N, C, H, W)
                       n_values:int=4096) -> str: # how many evenly spaced values to hash
@@ -253,7 +259,8 @@ def cached_warmup(cfg:TransformConfig, # T's config
     unknown = set(kwargs) - set(_WARMUP_DEFAULTS) - {'progress', 'callback', 'strict'}
     if unknown: raise MetaAugError(f"cached_warmup: unknown argument(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_WARMUP_DEFAULTS))}, progress, callback, strict")
     settings = {**_WARMUP_DEFAULTS, **{k: v for k, v in kwargs.items() if k in _WARMUP_DEFAULTS}}
-    path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, settings)}.pt"
+    keyed = {k: v for k, v in settings.items() if k != 'check_images' or len(images) > v}  # checking all images either way: the same warm-up
+    path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, keyed)}.pt"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings['seed']); T = UNet(cfg).to(images.device)
     if path.exists():
