@@ -17,9 +17,11 @@ from pathlib import Path
 from metaaug.core import read_jsonl
 from metaaug.pipeline import preset, run_ptq
 
+BUDGET_ONLY = ('diag_every', 'warmup_steps', 'warmup_threshold', 'warmup_patience')  # how T's warm-up ran and how often diagnostics were taken: not the flavour
+
 def key(r):
     c = r['config']
-    flavour = json.dumps(c['meta'], sort_keys=True) if r['method'] == 'metaaug' else None
+    flavour = json.dumps({k: v for k, v in c['meta'].items() if k not in BUDGET_ONLY}, sort_keys=True) if r['method'] == 'metaaug' else None
     return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
             c['recon']['batch_size'], flavour, r['seed'])
 
@@ -66,7 +68,7 @@ def _label(meta_json):
     m, ref = json.loads(meta_json), MetaConfig().to_dict()
     diff = []
     for k, v in m.items():
-        if k in ('diag_every', 'warmup_steps', 'warmup_threshold'): continue
+        if k in BUDGET_ONLY: continue
         if isinstance(v, dict): diff += [f'{k2}={v2}' for k2, v2 in v.items() if ref[k].get(k2) != v2]
         elif ref.get(k) != v: diff.append(f'{k}={v}')
     return ', '.join(diff) or 'official'

@@ -50,6 +50,7 @@ class MetaConfig(Config):
     transform:TransformConfig=TRANSFORM_PRESETS['cifar'] # T's size, residual option, BatchNorm mode
     warmup_steps:int=5000 # identity warm-up: most steps
     warmup_threshold:float=5e-3 # identity warm-up: stop when mean (T(x) − x)² is below this (ε/20 at ε = 0.1)
+    warmup_patience:int|None=None # identity warm-up: also stop when its best check improved by < 5 % over this many steps (None: never)
     final_batch:str='double' # final reconstruction on original ∪ T(x): 'double' samples per step (code) or 'same'
     use_transformed:bool=True # add T(x) to the final reconstruction data (False: originals only)
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
@@ -59,6 +60,7 @@ class MetaConfig(Config):
         for f in ('batch_size', 'val_batch', 'plateau_patience', 'warmup_steps'): check_range(f, getattr(self, f), 1, integer=True)
         for f in ('t_lr', 't_clip', 'inner_w_lr', 'inner_a_lr', 'inner_round_lr', 'warmup_threshold'): check_range(f, getattr(self, f), 0)
         check_range('plateau_factor', self.plateau_factor, 0, 1)
+        if self.warmup_patience is not None: check_range('warmup_patience', self.warmup_patience, 1, integer=True)
         check_choice('inner_rule', self.inner_rule, INNER_RULES); check_choice('final_batch', self.final_batch, FINAL_BATCH)
 
 META_PRESETS = {

@@ -56,10 +56,10 @@ PRESETS = {
     'paper': PTQConfig(recon=ReconConfig(iters=20_000), meta=MetaConfig(iters=500, transform=TransformConfig(64, 4))),
     'cpu': PTQConfig(recon=ReconConfig(iters=2_000, round_lr=1e-2, compile=True),
                      meta=MetaConfig(iters=100, batch_size=16, val_batch=32, final_batch='same', transform=TransformConfig(16, 2),
-                                     warmup_threshold=1e-2)),
+                                     warmup_threshold=1e-2, warmup_patience=500)),
     'smoke': PTQConfig(recon=ReconConfig(iters=100, round_lr=1e-2, log_every=25), meta=MetaConfig(iters=10, transform=TransformConfig(8, 1, residual=True), diag_every=5)),
 }
-BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'warmup_steps', 'warmup_threshold', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
+BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'warmup_steps', 'warmup_threshold', 'warmup_patience', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
 
 def preset(name:str, # a key of PRESETS: the budget
            meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper'); None: official
@@ -207,7 +207,7 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
     logits, feats = fp_outputs(fp, calib, cfg.capture_batch)  # once per run: the FP model is frozen
     m = cfg.meta
     T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
-                      max_steps=m.warmup_steps, seed=cfg.seed, progress=show_progress,
+                      max_steps=m.warmup_steps, patience=m.warmup_patience, seed=cfg.seed, progress=show_progress,
                       strict=False)  # a warm-up short of its threshold warns (recorded as converged: False) instead of losing the run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 

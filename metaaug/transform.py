@@ -20,7 +20,8 @@ from .data import cache_dir as default_cache_dir
 # %% auto #0
 __all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'TransformConfig', 'BatchStatBN', 'set_bn_mode', 'using_bn_mode',
            'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image', 'mean_sq_change', 'WarmupError',
-           'kept_mode', 'identity_mse', 'warmup_identity', 'image_fingerprint', 'warmup_key', 'cached_warmup']
+           'kept_mode', 'identity_mse', 'plateaued', 'warmup_identity', 'image_fingerprint', 'warmup_key',
+           'cached_warmup']
 
 # %% ../nbs/08_transform.ipynb #9bc6a84c
 BN_MODES = ('batch', 'eval') # 'batch': BatchNorm always normalises with batch statistics (official code); 'eval': running stats in eval()
@@ -178,12 +179,23 @@ def _warmup_step(T, opt, images, idx, dev):
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return loss.item()
 
-def _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images):
+def plateaued(best:list, # (step, best check so far) for each check, in order
+              patience:int, # steps over which the best check must improve
+              min_improvement:float) -> bool: # relative improvement that counts
+    "Whether the best check improved by less than `min_improvement` over the last `patience` steps."
+    step, now = best[-1]
+    if step < patience: return False
+    then = next(b for s, b in reversed(best) if s <= step - patience)
+    return now > (1 - min_improvement) * then
+
+def _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images, patience, min_improvement):
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise MetaAugError(f"images: expected a tensor of shape (N, C, H, W), got {getattr(images, 'shape', type(images))}")
     check_range('threshold', threshold, 0); check_range('max_steps', max_steps, 0, integer=True)
     check_range('lr', lr, 0); check_range('batch_size', batch_size, 1, integer=True)
     check_range('eval_every', eval_every, 1, integer=True); check_range('check_images', check_images, 1, integer=True)
+    if patience is not None: check_range('patience', patience, 1, integer=True)
+    check_range('min_improvement', min_improvement, 0, 1)
 
 def warmup_identity(T:nn.Module, # transformation network, trained in place (on its own device)
                     images:torch.Tensor, # calibration images (N, C, H, W), normalised
@@ -194,22 +206,28 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
                     seed:int=0, # seed of the batch order
                     eval_every:int=10, # steps between two checks of the threshold
                     check_images:int=256, # images in each check: a fixed seeded subset when there are more; a stop is confirmed on all
+                    patience:int|None=None, # stop on a plateau: the best check improved by less than `min_improvement` over this many steps (None: never)
+                    min_improvement:float=0.05, # relative improvement of the best check that counts as progress (with `patience`)
                     progress:bool=True, # show a progress bar
                     callback:Callable[[dict], None]|None=None, # called with each check's record
                     strict:bool=True) -> dict: # True: `WarmupError` when the threshold is not reached; False: a warning, and T as trained
     "Train `T` towards the identity on `images` (pixel MSE, Adam) until `identity_mse < threshold`; returns the history."
-    _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images)
+    _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images, patience, min_improvement)
     t0, dev, g = time.perf_counter(), module_device(T), torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(T.parameters(), lr=lr)
     # a check over all of a large set costs as much as the training steps between checks: check a subset
     sub = images if len(images) <= check_images else images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1))[:check_images]]
-    hist = dict(loss=[], eval_step=[], mse=[], steps=0, converged=False, cached=False, threshold=threshold, check_images=len(sub))
+    hist = dict(loss=[], eval_step=[], mse=[], steps=0, converged=False, cached=False, threshold=threshold, check_images=len(sub), stopped='max_steps')
+    best = []  # (step, best check so far)
     def check(step):
         m = identity_mse(T, sub, batch_size)
         if m < threshold and sub is not images: m = identity_mse(T, images, batch_size)  # a stop is decided on all images
         hist['eval_step'].append(step); hist['mse'].append(m)
+        best.append((step, min(m, best[-1][1]) if best else m))
         if callback: callback(dict(step=step, mse=m, loss=hist['loss'][-1] if hist['loss'] else None))
-        return m < threshold
+        if m < threshold: hist['stopped'] = 'threshold'
+        elif patience is not None and plateaued(best, patience, min_improvement): hist['stopped'] = 'plateau'
+        return hist['stopped'] != 'max_steps'
     with kept_mode(T):
         done = check(0)
         for step in progress_bar(range(1, max_steps + 1), desc='T warm-up', enabled=progress and not done):
@@ -218,18 +236,26 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
             hist['loss'].append(_warmup_step(T, opt, images, torch.randperm(len(images), generator=g)[:batch_size], dev))
             hist['steps'] = step
             if step % eval_every == 0 or step == max_steps: done = check(step)
-    hist['converged'] = done
-    hist['final_mse'] = hist['mse'][-1] if done or sub is images else identity_mse(T, images, batch_size)
+    hist['converged'] = hist['stopped'] == 'threshold'
+    hist['final_mse'] = hist['mse'][-1] if hist['converged'] or sub is images else identity_mse(T, images, batch_size)
     hist['time_s'] = time.perf_counter() - t0
-    if done: return hist
-    if strict: raise WarmupError(f"max_steps: T did not reach mean (T(x)-x)^2 < {threshold} in {max_steps} steps "
+    if hist['converged']: return hist
+    why = (f"max_steps: T did not reach" if hist['stopped'] == 'max_steps' else
+           f"patience: the best check improved by less than {min_improvement:.0%} over {patience} steps, T did not reach")
+    if strict: raise WarmupError(f"{why} mean (T(x)-x)^2 < {threshold} in {hist['steps']} steps "
                                  f"(last {hist['final_mse']:.3g}); raise max_steps or lr", hist)
-    warnings.warn(f"T warm-up stopped at max_steps={max_steps} with mean (T(x)-x)^2 = {hist['final_mse']:.3g} "
+    warnings.warn(f"T warm-up stopped at step {hist['steps']} ({hist['stopped']}) with mean (T(x)-x)^2 = {hist['final_mse']:.3g} "
                   f"(threshold {threshold}); continuing with this T (history['converged'] is False)")
     return hist
 
 # %% ../nbs/08_transform.ipynb #5bcb9f03
-_WARMUP_DEFAULTS = dict(threshold=WARMUP_THRESHOLD, max_steps=5000, lr=1e-3, batch_size=32, seed=0, eval_every=10, check_images=256)
+_WARMUP_DEFAULTS = dict(threshold=WARMUP_THRESHOLD, max_steps=5000, lr=1e-3, batch_size=32, seed=0, eval_every=10, check_images=256,
+                        patience=None, min_improvement=0.05)
+
+def _keyed(settings:dict, n:int) -> dict:
+    "The settings that can change the warm-up of `n` images: a check subset as large as the set, or no plateau rule, is the old warm-up."
+    drop = ({'check_images'} if n <= settings['check_images'] else set()) | ({'patience', 'min_improvement'} if settings['patience'] is None else set())
+    return {k: v for k, v in settings.items() if k not in drop}
 
 def image_fingerprint(images:torch.Tensor, # images (N, C, H, W)
                       n_values:int=4096) -> str: # how many evenly spaced values to hash
@@ -259,8 +285,7 @@ def cached_warmup(cfg:TransformConfig, # T's config
     unknown = set(kwargs) - set(_WARMUP_DEFAULTS) - {'progress', 'callback', 'strict'}
     if unknown: raise MetaAugError(f"cached_warmup: unknown argument(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_WARMUP_DEFAULTS))}, progress, callback, strict")
     settings = {**_WARMUP_DEFAULTS, **{k: v for k, v in kwargs.items() if k in _WARMUP_DEFAULTS}}
-    keyed = {k: v for k, v in settings.items() if k != 'check_images' or len(images) > v}  # checking all images either way: the same warm-up
-    path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, keyed)}.pt"
+    path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, _keyed(settings, len(images)))}.pt"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings['seed']); T = UNet(cfg).to(images.device)
     if path.exists():
