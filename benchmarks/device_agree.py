@@ -58,11 +58,14 @@ def main(a):
             'test_top1': {'cpu': c['test_top1'], 'cuda': g['test_top1'], 'diff': g['test_top1'] - c['test_top1']},
             'calib_top1': {'cpu': c['calib_top1'], 'cuda': g['calib_top1']},
             'quant_s': {'cpu': c['quant_s'], 'cuda': g['quant_s']}, 'meta_s': {'cpu': c['meta_s'], 'cuda': g['meta_s']}}
-    res['ok'] = (res['fp_logits']['max_abs_diff'] <= a.atol and res['fp_logits']['same_argmax']
-                 and all(r['first_unit_rtn_error']['ok'] for r in res['runs'].values())
-                 and all(abs(r['test_top1']['diff']) <= a.top1_tol for r in res['runs'].values()))
-    atomic_write_bytes(a.out, json.dumps(res, indent=1).encode())
+        res['ok'] = ok(res, a)
+        atomic_write_bytes(a.out, json.dumps(res, indent=1).encode())  # after each method: a timeout keeps what is done
     print(json.dumps({k: v for k, v in res.items() if k != 'versions'}, indent=1))
+
+def ok(res, a):
+    "Same-input figures within float tolerance, and test top-1 within `--top1_tol` points, for every method run so far."
+    return (res['fp_logits']['max_abs_diff'] <= a.atol and res['fp_logits']['same_argmax']
+            and all(r['first_unit_rtn_error']['ok'] and abs(r['test_top1']['diff']) <= a.top1_tol for r in res['runs'].values()))
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
