@@ -54,12 +54,13 @@ class MetaConfig(Config):
     final_batch:str='double' # final reconstruction on original ∪ T(x): 'double' samples per step (code) or 'same'
     use_transformed:bool=True # add T(x) to the final reconstruction data (False: originals only)
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
+    meta_fraction:float=1.0 # the first fraction of those units (network order) get a meta phase and T(x); the rest originals only (1.0: all, paper and code)
     diag_every:int=50 # iterations between per-term gradient-norm measurements (0: never)
     def validate(self):
         for f in ('iters', 'diag_every'): check_range(f, getattr(self, f), 0, integer=True)
         for f in ('batch_size', 'val_batch', 'plateau_patience', 'warmup_steps'): check_range(f, getattr(self, f), 1, integer=True)
         for f in ('t_lr', 't_clip', 'inner_w_lr', 'inner_a_lr', 'inner_round_lr', 'warmup_threshold'): check_range(f, getattr(self, f), 0)
-        check_range('plateau_factor', self.plateau_factor, 0, 1)
+        check_range('plateau_factor', self.plateau_factor, 0, 1); check_range('meta_fraction', self.meta_fraction, 0, 1)
         if self.warmup_patience is not None: check_range('warmup_patience', self.warmup_patience, 1, integer=True)
         check_choice('inner_rule', self.inner_rule, INNER_RULES); check_choice('final_batch', self.final_batch, FINAL_BATCH)
 

@@ -127,10 +127,10 @@ def _unit_error(unit, d, bs=256):
     return (sum(errs) / len(d)).item()
 
 def _meta_units(qm, cfg):
-    "Units that get a meta phase and transformed data (all but a stem and classifier layer when skipped)."
+    "Units that get a meta phase and transformed data: all but a stem and classifier layer when skipped, then the first `meta_fraction` of them."
     units = qm.units
-    if not cfg.meta.skip_first_last: return set(units)
-    return set(units) - {u for u in (units[0], units[-1]) if isinstance(qm.unit(u), QuantLayer)}
+    cand = [u for u in units if not (cfg.meta.skip_first_last and u in (units[0], units[-1]) and isinstance(qm.unit(u), QuantLayer))]
+    return set(cand[:int(cfg.meta.meta_fraction * len(cand) + 0.5)])
 
 @dataclass
 class MetaRun:
