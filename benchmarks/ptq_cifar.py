@@ -19,11 +19,21 @@ from metaaug.pipeline import preset, run_ptq
 
 BUDGET_ONLY = ('diag_every', 'warmup_steps', 'warmup_threshold', 'warmup_patience')  # how T's warm-up ran and how often diagnostics were taken: not the flavour
 
+def flavour(meta:dict) -> dict:
+    "A MetaAug configuration as the fields that differ from the official defaults (fields added later compare equal at their default)."
+    from metaaug.meta import MetaConfig
+    ref, out = MetaConfig().to_dict(), {}
+    for k, v in meta.items():
+        if k in BUDGET_ONLY: continue
+        if isinstance(v, dict): out.update({f'{k}.{k2}': v2 for k2, v2 in v.items() if ref[k].get(k2) != v2})
+        elif ref.get(k) != v: out[k] = v
+    return out
+
 def key(r):
     c = r['config']
-    flavour = json.dumps({k: v for k, v in c['meta'].items() if k not in BUDGET_ONLY}, sort_keys=True) if r['method'] == 'metaaug' else None
+    fl = json.dumps(flavour(c['meta']), sort_keys=True) if r['method'] == 'metaaug' else None
     return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
-            c['recon']['batch_size'], flavour, r['seed'])
+            c['recon']['batch_size'], fl, r['seed'])
 
 def run(a):
     out = Path(a.out)
@@ -62,16 +72,9 @@ def meta_overrides(pairs):
         else: out[k] = v
     return out
 
-def _label(meta_json):
+def _label(flavour_json):
     "Short name of a MetaAug configuration: flavour fields that differ from the official preset."
-    from metaaug.meta import MetaConfig
-    m, ref = json.loads(meta_json), MetaConfig().to_dict()
-    diff = []
-    for k, v in m.items():
-        if k in BUDGET_ONLY: continue
-        if isinstance(v, dict): diff += [f'{k2}={v2}' for k2, v2 in v.items() if ref[k].get(k2) != v2]
-        elif ref.get(k) != v: diff.append(f'{k}={v}')
-    return ', '.join(diff) or 'official'
+    return ', '.join(f'{k.split(".")[-1]}={v}' for k, v in json.loads(flavour_json).items()) or 'official'
 
 def _ms(v): return f'{statistics.mean(v):.2f}' + (f' ± {statistics.stdev(v):.2f}' if len(v) > 1 else '')
 
