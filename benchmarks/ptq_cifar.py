@@ -15,14 +15,16 @@ interrupted benchmark resumes. `--table FILE` renders a file as a markdown table
 import argparse, hashlib, itertools, json, statistics
 from pathlib import Path
 from metaaug.core import read_jsonl
+from metaaug.meta import MetaConfig
 from metaaug.pipeline import preset, run_ptq
+
+META_DEFAULTS = MetaConfig().to_dict()  # what a flavour is compared with
 
 BUDGET_ONLY = ('diag_every', 'warmup_steps', 'warmup_threshold', 'warmup_patience')  # how T's warm-up ran and how often diagnostics were taken: not the flavour
 
 def flavour(meta:dict) -> dict:
     "A MetaAug configuration as the fields that differ from the official defaults (fields added later compare equal at their default)."
-    from metaaug.meta import MetaConfig
-    ref, out = MetaConfig().to_dict(), {}
+    ref, out = META_DEFAULTS, {}
     for k, v in meta.items():
         if k in BUDGET_ONLY: continue
         if isinstance(v, dict): out.update({f'{k}.{k2}': v2 for k2, v2 in v.items() if ref[k].get(k2) != v2})

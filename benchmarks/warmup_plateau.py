@@ -9,29 +9,26 @@ last step. No training runs: the checks (every 10 steps) are in each cached hist
 """
 import argparse, json
 import torch
+from metaaug.core import atomic_write_bytes
 from metaaug.data import cache_dir
 from metaaug.transform import plateaued
 
 def replay(mse, steps, patience, min_improvement):
     "The index of the check at which the plateau rule stops a warm-up with these checks (None: it would not stop)."
-    best = []
-    for s, m in zip(steps, mse):
-        best.append((s, min(m, best[-1][1]) if best else m))
-        if plateaued(best, patience, min_improvement): return len(best) - 1
-    return None
+    return next((i for i in range(len(mse)) if plateaued(steps[:i + 1], mse[:i + 1], patience, min_improvement)), None)
 
 def main(a):
     rows = []
     for f in sorted(cache_dir('warmup').glob('unet-*.pt')):
         h = torch.load(f, map_location='cpu', weights_only=True)['history']
-        if h.get('converged') or not h.get('mse'): continue
+        if h.get('converged') or h.get('stopped', 'max_steps') != 'max_steps' or not h.get('mse'): continue  # ran to max_steps only
         i = replay(h['mse'], h['eval_step'], a.patience, a.min_improvement)
         rows.append({'file': f.name, 'max_steps': h['steps'], 'last_mse': h['mse'][-1],
                      'stop_step': None if i is None else h['eval_step'][i], 'mse_at_stop': None if i is None else h['mse'][i]})
         print(json.dumps(rows[-1]))
     res = {'patience': a.patience, 'min_improvement': a.min_improvement, 'runs': rows,
            'steps_saved_fraction': [1 - r['stop_step'] / r['max_steps'] for r in rows if r['stop_step'] is not None]}
-    open(a.out, 'w').write(json.dumps(res, indent=1))
+    atomic_write_bytes(a.out, json.dumps(res, indent=1).encode())
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -179,14 +179,14 @@ def _warmup_step(T, opt, images, idx, dev):
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return loss.item()
 
-def plateaued(best:list, # (step, best check so far) for each check, in order
+def plateaued(steps:list, # the step of each check so far, in order
+              mse:list, # each check's mean (T(x) - x)^2
               patience:int, # steps over which the best check must improve
               min_improvement:float) -> bool: # relative improvement that counts
     "Whether the best check improved by less than `min_improvement` over the last `patience` steps."
-    step, now = best[-1]
-    if step < patience: return False
-    then = next(b for s, b in reversed(best) if s <= step - patience)
-    return now > (1 - min_improvement) * then
+    if steps[-1] < patience: return False
+    then = min(m for s, m in zip(steps, mse) if s <= steps[-1] - patience)
+    return min(mse) > (1 - min_improvement) * then
 
 def _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images, patience, min_improvement):
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
@@ -218,15 +218,13 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
     # a check over all of a large set costs as much as the training steps between checks: check a subset
     sub = images if len(images) <= check_images else images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1))[:check_images]]
     hist = dict(loss=[], eval_step=[], mse=[], steps=0, converged=False, cached=False, threshold=threshold, check_images=len(sub), stopped='max_steps')
-    best = []  # (step, best check so far)
     def check(step):
         m = identity_mse(T, sub, batch_size)
         if m < threshold and sub is not images: m = identity_mse(T, images, batch_size)  # a stop is decided on all images
         hist['eval_step'].append(step); hist['mse'].append(m)
-        best.append((step, min(m, best[-1][1]) if best else m))
         if callback: callback(dict(step=step, mse=m, loss=hist['loss'][-1] if hist['loss'] else None))
         if m < threshold: hist['stopped'] = 'threshold'
-        elif patience is not None and plateaued(best, patience, min_improvement): hist['stopped'] = 'plateau'
+        elif patience is not None and plateaued(hist['eval_step'], hist['mse'], patience, min_improvement): hist['stopped'] = 'plateau'
         return hist['stopped'] != 'max_steps'
     with kept_mode(T):
         done = check(0)
