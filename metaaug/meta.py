@@ -24,7 +24,7 @@ from .models import last_linear
 # %% auto #0
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups', 'inner_update',
            'MetaContext', 'fp_features', 'fp_outputs', 'no_param_grads', 'fp_pass', 'inner_loss', 'meta_step',
-           'full_forward', 'naive_meta_step', 'term_grad_norms', 'meta_phase', 'transformed_data']
+           'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'meta_phase', 'transformed_data']
 
 # %% ../nbs/10_meta.ipynb #67f8dd28
 INNER_RULES = ('adam1', 'sgd')
@@ -56,12 +56,14 @@ class MetaConfig(Config):
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
     meta_fraction:float=1.0 # the first fraction of those units (network order) get a meta phase and T(x); the rest originals only (1.0: all, paper and code)
     diag_every:int=50 # iterations between per-term gradient-norm measurements (0: never)
+    val_share:float|None=None # None: T's gradient is that of L_T (paper, code); s: L_val's and the other terms' gradients are normalised and mixed s : 1 − s (`t_gradient`)
     def validate(self):
         for f in ('iters', 'diag_every'): check_range(f, getattr(self, f), 0, integer=True)
         for f in ('batch_size', 'val_batch', 'plateau_patience', 'warmup_steps'): check_range(f, getattr(self, f), 1, integer=True)
         for f in ('t_lr', 't_clip', 'inner_w_lr', 'inner_a_lr', 'inner_round_lr', 'warmup_threshold'): check_range(f, getattr(self, f), 0)
         check_range('plateau_factor', self.plateau_factor, 0, 1); check_range('meta_fraction', self.meta_fraction, 0, 1)
         if self.warmup_patience is not None: check_range('warmup_patience', self.warmup_patience, 1, integer=True)
+        if self.val_share is not None: check_range('val_share', self.val_share, 0, 1)
         check_choice('inner_rule', self.inner_rule, INNER_RULES); check_choice('final_batch', self.final_batch, FINAL_BATCH)
 
 META_PRESETS = {
@@ -253,6 +255,23 @@ def term_grad_norms(parts:dict[str, Tensor], # weighted loss terms (with graph)
         out[k] = float(torch.sqrt(sum((g.pow(2).sum() for g in gs if g is not None), torch.zeros(()))))
     return out
 
+def _norm(gs): return torch.sqrt(sum(g.pow(2).sum() for g in gs))
+
+def t_gradient(total:Tensor, # L_T (with graph)
+               parts:dict[str, Tensor], # its weighted terms (with graph)
+               params:list[Tensor], # T's parameters
+               val_share:float|None=None) -> list[Tensor]: # None: plain ∂L_T; s ∈ [0, 1]: L_val's share of the direction
+    "T's gradient: ∂L_T, or ‖∂L_T‖·(s·ĝ_val + (1 − s)·ĝ_rest) with ĝ the unit-norm gradients of L_val and of the other terms."
+    def grad(v, keep): return [g if g is not None else torch.zeros_like(p) for g, p in
+                               zip(torch.autograd.grad(v, params, retain_graph=keep, allow_unused=True), params)]
+    rest = [v for k, v in parts.items() if k != 'val']
+    if val_share is None or 'val' not in parts or not rest: return grad(total, False)
+    gv, gr = grad(parts['val'], True), grad(sum(rest), False)
+    nv, nr = _norm(gv), _norm(gr)
+    if nv == 0 or nr == 0: return [a + b for a, b in zip(gv, gr)]
+    n = _norm([a + b for a, b in zip(gv, gr)])
+    return [n * (val_share * a / nv + (1 - val_share) * b / nr) for a, b in zip(gv, gr)]
+
 # %% ../nbs/10_meta.ipynb #dcc9304d
 def _mean_tail(rows, key):
     tail = [r[key] for r in rows[-max(1, len(rows) // 4):] if r[key] is not None]
@@ -288,7 +307,7 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
         opt.zero_grad(set_to_none=True)
         gnorm = torch.zeros(())
         if out['total'].requires_grad:  # all λ = 0: nothing moves T
-            out['total'].backward()
+            for p, g in zip(params, t_gradient(out['total'], out['parts'], params, cfg.val_share)): p.grad = g
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.t_clip)
             opt.step()
         sched.step(float(out['total'].detach()))
