@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn, Tensor
 from torch.func import functional_call
+from torch.nn.utils import get_total_norm
 
 from .core import Config, ConfigError, MetaAugError, SafePoint, check_choice, check_range, module_device, progress
 from .quantizers import round_loss
@@ -253,24 +254,22 @@ def term_grad_norms(parts:dict[str, Tensor], # weighted loss terms (with graph)
     out = {}
     for k, v in parts.items():
         gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
-        out[k] = float(torch.sqrt(sum((g.pow(2).sum() for g in gs if g is not None), torch.zeros(()))))
+        out[k] = float(get_total_norm([g for g in gs if g is not None]))
     return out
 
-def _norm(gs): return torch.sqrt(sum(g.pow(2).sum() for g in gs))
-
-def t_gradient(total:Tensor, # L_T (with graph)
-               parts:dict[str, Tensor], # its weighted terms (with graph)
+def t_gradient(parts:dict[str, Tensor], # the weighted terms of L_T (with graph)
                params:list[Tensor], # T's parameters
-               val_share:float|None=None) -> list[Tensor]: # None: plain ∂L_T; s ∈ [0, 1]: L_val's share of the direction
-    "T's gradient: ∂L_T, or ‖∂L_T‖·(s·ĝ_val + (1 − s)·ĝ_rest) with ĝ the unit-norm gradients of L_val and of the other terms."
+               val_share:float|None=None) -> list[Tensor|None]: # None: plain ∂L_T; s ∈ [0, 1]: L_val's share of the direction
+    "T's gradient: ∂L_T (None where it does not reach), or ‖∂L_T‖·(s·ĝ_val + (1 − s)·ĝ_rest) with ĝ the unit-norm gradients of L_val and of the other terms."
+    rest = [v for k, v in parts.items() if k != 'val']
+    if val_share is None or 'val' not in parts or not rest:
+        return list(torch.autograd.grad(sum(parts.values()), params, allow_unused=True))  # what .backward() would leave
     def grad(v, keep): return [g if g is not None else torch.zeros_like(p) for g, p in
                                zip(torch.autograd.grad(v, params, retain_graph=keep, allow_unused=True), params)]
-    rest = [v for k, v in parts.items() if k != 'val']
-    if val_share is None or 'val' not in parts or not rest: return grad(total, False)
     gv, gr = grad(parts['val'], True), grad(sum(rest), False)
-    nv, nr = _norm(gv), _norm(gr)
+    nv, nr = get_total_norm(gv), get_total_norm(gr)
     if nv == 0 or nr == 0: return [a + b for a, b in zip(gv, gr)]
-    n = _norm([a + b for a, b in zip(gv, gr)])
+    n = get_total_norm([a + b for a, b in zip(gv, gr)])
     return [n * (val_share * a / nv + (1 - val_share) * b / nr) for a, b in zip(gv, gr)]
 
 # %% ../nbs/10_meta.ipynb #dcc9304d
@@ -308,7 +307,7 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
         opt.zero_grad(set_to_none=True)
         gnorm = torch.zeros(())
         if out['total'].requires_grad:  # all λ = 0: nothing moves T
-            for p, g in zip(params, t_gradient(out['total'], out['parts'], params, cfg.val_share)): p.grad = g
+            for p, g in zip(params, t_gradient(out['parts'], params, cfg.val_share)): p.grad = g
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.t_clip)
             opt.step()
         sched.step(float(out['total'].detach()))
