@@ -7,8 +7,9 @@
 # BUDGET_S  seconds the whole script may take; every step is bounded so that it ends about 30 s before this
 # GRID_LINE arguments of one benchmarks/ptq_cifar.py process each, e.g. "--bits 2/2 --methods geniem --n_calib 1024 --seeds 1"
 #
-# Data and weights: set METAAUG_DATA and METAAUG_WEIGHTS (a machine without ../shared). Unfinished grid runs leave a
-# checkpoint; unpack the tarball into the same --checkpoint_dir and run the same line again to resume them (CPU or GPU).
+# Data and weights: set METAAUG_DATA and METAAUG_WEIGHTS (a machine without ../shared); METAAUG_CACHE to reuse T's warm-ups.
+# SPEED=0 skips the speed figures (they need the GPU alone; skip them when they are already recorded).
+# Unfinished grid runs leave a checkpoint; unpack the tarball into the same --checkpoint_dir and run the same line again to resume them (CPU or GPU).
 set -u
 OUT=${1:?OUT_DIR}; BUDGET=${2:?BUDGET_S}; shift 2
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ mkdir -p "$OUT/runs" "$OUT/ck"
 left() { echo $((BUDGET - 30 - SECONDS)); }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))"; } > "$OUT/machine.txt" 2>&1
-for a in resnet20 resnet56; do  # alone on the GPU: these are the timings
+for a in $( [ "${SPEED:-1}" = 0 ] || echo resnet20 resnet56 ); do  # alone on the GPU: these are the timings
   OMP_NUM_THREADS=1 timeout -k 5 $(( $(left) / 4 )) python3 benchmarks/speed.py --device cuda --archs $a --skip memory \
       --rounds 3 --out "$OUT/speed_cuda_$a.json" > "$OUT/speed_$a.log" 2>&1; echo "speed $a rc=$? t=${SECONDS}s"
 done

@@ -45,7 +45,7 @@ def run(a):
         cfg = preset(a.preset, meta=a.meta if method == 'metaaug' else None, method=method, wbits=w, abits=ab,
                      iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile)
         if a.meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.meta_iters))
-        if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set)))
+        if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set, cfg.meta)))
         probe = {'arch': a.arch, 'method': method, 'wbits': w, 'abits': ab, 'n_calib': n, 'seed': seed,
                  'iters': 0 if method == 'rtn' else cfg.recon.iters, 'config': cfg.to_dict()}
         if key(probe) in done: continue
@@ -61,10 +61,9 @@ def checkpoint_path(folder, probe) -> Path:
     Path(folder).mkdir(parents=True, exist_ok=True)
     return Path(folder)/name
 
-def meta_overrides(pairs):
-    "['t_lr=1e-4', 'transform.residual=true'] → MetaConfig.replace arguments (values parsed as JSON)."
-    from metaaug.meta import MetaConfig
-    out, base = {}, MetaConfig()
+def meta_overrides(pairs, base):
+    "['t_lr=1e-4', 'transform.residual=true'] → `base.replace` arguments (values parsed as JSON; a nested field changes `base`'s own sub-config)."
+    out = {}
     for kv in pairs:
         k, v = kv.split('=', 1)
         v = json.loads(v) if v[:1] in '0123456789-[{tfn"' else v
