@@ -15,7 +15,7 @@ interrupted benchmark resumes. `--table FILE` renders a file as a markdown table
 import argparse, hashlib, itertools, json, statistics
 from pathlib import Path
 from metaaug.core import read_jsonl
-from metaaug.meta import MetaConfig
+from metaaug.meta import META_PRESETS, MetaConfig
 from metaaug.pipeline import preset, run_ptq
 
 META_DEFAULTS = MetaConfig().to_dict()  # what a flavour is compared with
@@ -102,7 +102,7 @@ if __name__ == '__main__':
     p.add_argument('--n_calib', nargs='+', type=int, default=[1024]); p.add_argument('--seeds', nargs='+', type=int, default=[0])
     p.add_argument('--iters', type=int, default=2000); p.add_argument('--round_lr', type=float, default=None)
     p.add_argument('--batch_size', type=int, default=None); p.add_argument('--n_test', type=int, default=None)
-    p.add_argument('--meta', default=None, help='MetaAug flavour: official, paper or tuned'); p.add_argument('--meta_iters', type=int, default=None)
+    p.add_argument('--meta', default=None, help='MetaAug flavour: ' + ', '.join(META_PRESETS) + ' (default: official)'); p.add_argument('--meta_iters', type=int, default=None)
     p.add_argument('--meta_set', nargs='*', default=[], metavar='FIELD=VALUE', help='MetaConfig overrides, e.g. t_lr=1e-4 transform.residual=true')
     p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None, help="fused activation quantizers (torch.compile); default: the preset's")
     p.add_argument('--checkpoint_dir', default=None, help='one checkpoint per run here; a run whose checkpoint exists resumes from it')
