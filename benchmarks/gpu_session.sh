@@ -18,7 +18,8 @@ mkdir -p "$OUT/runs" "$OUT/ck"
 left() { echo $((BUDGET - 30 - SECONDS)); }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))"; } > "$OUT/machine.txt" 2>&1
-for a in $( [ "${SPEED:-1}" = 0 ] || echo resnet20 resnet56 ); do  # alone on the GPU: these are the timings
+ARCHS="resnet20 resnet56"; [ "${SPEED:-1}" = 0 ] && ARCHS=""
+for a in $ARCHS; do  # alone on the GPU: these are the timings
   OMP_NUM_THREADS=1 timeout -k 5 $(( $(left) / 4 )) python3 benchmarks/speed.py --device cuda --archs $a --skip memory \
       --rounds 3 --out "$OUT/speed_cuda_$a.json" > "$OUT/speed_$a.log" 2>&1; echo "speed $a rc=$? t=${SECONDS}s"
 done
