@@ -5,8 +5,8 @@
   of a micro-benchmark running the unit's conv/linear shapes alone (same batch, fwd + the same backward passes,
   contiguous and channels-last; the better layout is the denominator). Both do the same FLOPs, so the efficiency is
   t_micro / t_recon per interleaved round (median over rounds).
-- meta: MetaAug meta-iteration time, ours (`meta_step`) vs the naive full-forward step (`naive_meta_step`), per unit
-  and flavour, interleaved rounds of `--meta_iters` iterations each; before timing, one step of each on the same T
+- meta: MetaAug meta-iteration time, ours (`meta_step` as the pipeline runs it: FP BatchNorms folded by `fold_bn`, T
+  channels-last) vs the naive full-forward step (`naive_meta_step`, unfolded FP, contiguous T), per unit and flavour, interleaved rounds of `--meta_iters` iterations each; before timing, one step of each on the same T
   (QDrop off) checks the losses and T's gradient agree.
 - memory: peak RSS of a ResNet-50 unit cache at 224² with N synthetic images (float32 vs bfloat16), each in its own
   subprocess; a case predicted above --mem_limit_gb (or above the available memory) is computed, not allocated.
@@ -30,7 +30,7 @@ from metaaug.core import atomic_write_bytes, module_device, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
-from metaaug.models import build_model
+from metaaug.models import build_model, fold_bn
 from metaaug.pipeline import CACHE_DTYPES, preset, versions
 from metaaug.reconstruct import ReconConfig, reconstruct
 from metaaug.transform import UNet
@@ -147,47 +147,63 @@ def bench_recon(unit, d, a, dev, name):
 
 # ---------------------------------------------------------------- meta iteration: ours vs naive
 
-def meta_check(ctx, T, mcfg):
-    "One step of each on the same T, QDrop off: max relative difference of the losses and of T's gradient."
-    set_mode(ctx.unit, 'soft', qdrop=False)
-    groups, params, got = theta_groups(ctx.unit), list(T.parameters()), {}
-    for key, fn in (('ours', meta_step), ('naive', naive_meta_step)):
-        theta = {n: p.detach().clone().requires_grad_() for n, p in ctx.unit.named_parameters() if n in groups}
-        _, out = fn(ctx, T, theta, 5.0, mcfg, torch.Generator().manual_seed(1), groups)
-        g = torch.cat([x.flatten() for x in torch.autograd.grad(out['total'], params)])
-        got[key] = {'L_Q': out['inner'].item(), **{f'L_{k}': v.item() for k, v in out['terms'].items()}, 'L_T': out['total'].item()}, g
-    (lo, go), (ln, gn) = got['ours'], got['naive']
-    rel = max(abs(lo[k] - ln[k]) / max(abs(ln[k]), 1e-12) for k in ln)
-    return {'losses_ours': lo, 'losses_naive': ln, 'max_rel_loss_diff': rel,
-            'max_rel_grad_diff': float((go - gn).abs().max() / gn.abs().max().clamp_min(1e-30)), 'same': rel < 1e-4 and float((go - gn).abs().max() / gn.abs().max()) < 1e-3}
+def _one_step(fn, ctx, T, fmt, mcfg, groups):
+    "Loss values and T's flat gradient of one step of `fn` on a copy of T in memory format `fmt`."
+    t = copy.deepcopy(T).to(memory_format=fmt)
+    theta = {n: p.detach().clone().requires_grad_() for n, p in ctx.unit.named_parameters() if n in groups}
+    _, out = fn(ctx, t, theta, 5.0, mcfg, torch.Generator().manual_seed(1), groups)
+    g = torch.cat([x.flatten() for x in torch.autograd.grad(out['total'], list(t.parameters()))])
+    return {'L_Q': out['inner'].item(), **{f'L_{k}': v.item() for k, v in out['terms'].items()}, 'L_T': out['total'].item()}, g
+
+def _rel(a, b):
+    "Max relative difference of the losses and of the gradient (relative to its largest entry) of `a` against `b`."
+    (la, ga), (lb, gb) = a, b
+    return {'loss': max(abs(la[k] - lb[k]) / max(abs(lb[k]), 1e-12) for k in lb), 'grad': float((ga - gb).abs().max() / gb.abs().max().clamp_min(1e-30))}
+
+def meta_check(ctxs, T, mcfg):
+    """QDrop off, same draws. 'cache': ours vs the naive step on the same FP model and T layout (what the caching
+    changes: must agree to float rounding); 'fold': the naive step on the folded vs the unfolded FP model;
+    'layout': the naive step with T channels-last vs contiguous (a different conv algorithm)."""
+    set_mode(ctxs['ours'].unit, 'soft', qdrop=False)
+    groups, cl, cont = theta_groups(ctxs['ours'].unit), torch.channels_last, torch.contiguous_format
+    ours = _one_step(meta_step, ctxs['ours'], T, cl, mcfg, groups)
+    naive = {(k, f): _one_step(naive_meta_step, ctxs[k], T, fmt, mcfg, groups) for k, f, fmt in
+             (('ours', 'cl', cl), ('naive', 'cl', cl), ('naive', 'cont', cont))}
+    cache = _rel(ours, naive['ours', 'cl'])
+    return {'losses_ours': ours[0], 'losses_naive': naive['naive', 'cont'][0], 'cache': cache,
+            'fold': _rel(naive['ours', 'cl'], naive['naive', 'cl']), 'layout': _rel(naive['naive', 'cl'], naive['naive', 'cont']),
+            'same': cache['loss'] < 1e-4 and cache['grad'] < 1e-3}
 
 def bench_meta(model, qm, name, calib, d, run, a, flavour):
     "Interleaved rounds of `meta_iters` meta iterations with `meta_step` and with `naive_meta_step` (each on its own copy of T)."
     mcfg = preset('cpu', meta=flavour).meta.replace(iters=a.meta_iters, diag_every=0)
-    ctx = MetaContext(run['fp'], qm, name, calib, d.x_q, run['logits'], tail_after(run['fp'], name), run['feats'])
+    mcfgs = {'ours': mcfg, 'naive': mcfg.replace(channels_last=False)}  # naive: the official design (contiguous T, unfolded FP)
+    ctxs = {k: MetaContext(run[k]['fp'], qm, name, calib, d.x_q, run[k]['logits'], tail_after(run[k]['fp'], name), run[k]['feats']) for k in mcfgs}
     T0 = UNet(mcfg.transform).to(calib.device)
-    check = meta_check(ctx, T0, mcfg)
-    state = {n: p.detach().clone() for n, p in ctx.unit.named_parameters()}
+    check = meta_check(ctxs, T0, mcfg)
+    state = {n: p.detach().clone() for n, p in ctxs['ours'].unit.named_parameters()}
     Ts, t, loads = {'ours': copy.deepcopy(T0), 'naive': copy.deepcopy(T0)}, {'ours': [], 'naive': []}, []
     fns = {'ours': meta_step, 'naive': naive_meta_step}
     def phase(k, iters):
-        meta_phase(ctx, Ts[k], mcfg.replace(iters=iters), torch.Generator().manual_seed(0), show_progress=False, step_fn=fns[k])
+        meta_phase(ctxs[k], Ts[k], mcfgs[k].replace(iters=iters), torch.Generator().manual_seed(0), show_progress=False, step_fn=fns[k])
     phase('ours', 1); phase('naive', 1)  # warm-up
     for r in range(a.rounds):
         for k in (('ours', 'naive') if r % 2 == 0 else ('naive', 'ours')): t[k].append(timed(lambda: phase(k, a.meta_iters), calib.device))
         loads.append(load())
     with torch.no_grad():  # the paper flavour writes θ back: leave the unit as it was
-        for n, p in ctx.unit.named_parameters(): p.copy_(state[n])
-    return {'unit': name, 'flavour': flavour, 'batch_size': mcfg.batch_size, 'val_batch': mcfg.val_batch, 'transform': dataclasses.asdict(mcfg.transform),
+        for n, p in ctxs['ours'].unit.named_parameters(): p.copy_(state[n])
+    return {'unit': name, 'flavour': flavour, 'ours': 'meta_step, FP BatchNorms folded (fold_bn), T channels-last', 'naive': 'naive_meta_step, unfolded FP, contiguous T', 'batch_size': mcfg.batch_size, 'val_batch': mcfg.val_batch, 'transform': dataclasses.asdict(mcfg.transform),
             'ours_s_per_iter': med(t['ours']) / a.meta_iters, 'naive_s_per_iter': med(t['naive']) / a.meta_iters,
             'speedup': med([n / o for n, o in zip(t['naive'], t['ours'])]), 'check': check,
             'rounds': a.rounds, 'iters_per_round': a.meta_iters, 'load': loads[-1], 'load_per_round': loads}
 
 def bench_arch(arch, a, dev):
     model, qm, calib, weights = cifar_setup(arch, a.n_calib, dev)
-    fp = copy.deepcopy(model).eval().requires_grad_(False)
-    logits, feats = fp_outputs(fp, calib, a.recon_batch)
-    run, out = {'fp': fp, 'logits': logits, 'feats': feats}, {'arch': arch, 'weights': weights, 'n_calib': a.n_calib, 'recon': [], 'meta': []}
+    run = {}
+    for k, fp in (('ours', fold_bn(model, within=qm.units)), ('naive', copy.deepcopy(model).eval().requires_grad_(False))):
+        logits, feats = fp_outputs(fp, calib, a.recon_batch)
+        run[k] = {'fp': fp, 'logits': logits, 'feats': feats}
+    out = {'arch': arch, 'weights': weights, 'n_calib': a.n_calib, 'recon': [], 'meta': []}
     meta_units = set(a.meta_units) if a.meta_units else set(qm.units[1:-1])
     for name in qm.units:
         d = prepare_unit(model, qm, name, calib, a.recon_batch)
@@ -200,7 +216,7 @@ def bench_arch(arch, a, dev):
     return out
 
 def _short(r): return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ('load_per_round', 'transform', 'check')} | (
-    {'same': r['check']['same'], 'max_rel_loss_diff': r['check']['max_rel_loss_diff']} if 'check' in r else {})
+    {'same': r['check']['same'], 'cache': r['check']['cache'], 'fold': r['check']['fold']} if 'check' in r else {})
 
 # ---------------------------------------------------------------- memory of a ResNet-50 unit cache
 

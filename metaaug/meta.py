@@ -20,7 +20,7 @@ from .capture import StopForward, UnitData, cache_unit, capture, run_to, tail_af
 from .reconstruct import ReconConfig, recon_loss, round_beta, fire
 from .transform import TransformConfig, TRANSFORM_PRESETS, sq_change_per_image
 from .losses import LossWeights, LOSS_PRESETS, dp_loss, kl_val_loss, margin_loss, t_loss_weights, total_t_loss
-from .models import last_linear
+from .models import fold_bn, last_linear
 
 # %% auto #0
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups', 'inner_update',
@@ -57,6 +57,7 @@ class MetaConfig(Config):
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
     meta_fraction:float=1.0 # the first fraction of those units (network order) get a meta phase and T(x); the rest originals only (1.0: all, paper and code)
     diag_every:int=50 # iterations between per-term gradient-norm measurements (0: never)
+    channels_last:bool=True # run T in channels-last memory format in the meta phase (1 CPU thread, batch 16, UNet(16, 2): T's forward + backward 57 → 40 ms; not measured on CUDA); results equal to float rounding
     val_share:float|None=None # None: T's gradient is that of L_T (paper, code); s: L_val's and the other terms' gradients are normalised and mixed s : 1 − s (`t_gradient`)
     def validate(self):
         for f in ('iters', 'diag_every'): check_range(f, getattr(self, f), 0, integer=True)
@@ -291,6 +292,7 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
     opt = torch.optim.Adam(T.parameters(), lr=cfg.t_lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', patience=cfg.plateau_patience, factor=cfg.plateau_factor)
     set_mode(unit, 'soft', qdrop=True); T.train()
+    if cfg.channels_last: T.to(memory_format=torch.channels_last)  # in place; T(x) comes out channels-last, later layers follow it
     groups, schedule = theta_groups(unit), ReconConfig(iters=max(cfg.iters, 1))
     theta = {n: p.detach().clone().requires_grad_() for n, p in unit.named_parameters() if n in groups}
     rows, diags, params, step_fn, start, spent = [], [], [p for p in T.parameters() if p.requires_grad], step_fn or meta_step, 0, 0.0
@@ -339,6 +341,6 @@ def transformed_data(fp:nn.Module, # FP model
     was = T.training; T.eval()
     try:
         dev = module_device(T)
-        tx = torch.cat([(aug or (lambda z: z))(T(b.to(dev))) for b in calib.split(batch_size)])
+        tx = torch.cat([(aug or (lambda z: z))(T(b.to(dev))).contiguous() for b in calib.split(batch_size)])  # the caches stay contiguous
     finally: T.train(was)
     return cache_unit(fp, qm, name, tx, batch_size=batch_size, **cache_kw)

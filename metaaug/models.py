@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #bc3acc2a
 from __future__ import annotations
-import dataclasses, os, re
+import copy, dataclasses, os, re, warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .core import ConfigError, MetaAugError, check_choice
 from .data import cache_dir, find_shared
@@ -20,7 +21,7 @@ from .data import cache_dir, find_shared
 # %% auto #0
 __all__ = ['CIFAR_WEIGHTS_URL', 'WEIGHTS_ENV', 'ARCHS', 'PadShortcut', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet',
            'WeightsError', 'ArchSpec', 'load_state', 'resolve_weights', 'load_weights', 'build_model', 'last_linear',
-           'penultimate_features']
+           'penultimate_features', 'fold_bn']
 
 # %% ../nbs/02_models.ipynb #4700b176
 class PadShortcut(nn.Module):
@@ -236,3 +237,33 @@ def penultimate_features(model:nn.Module, # a classifier
     try: logits = model(x)
     finally: handle.remove()
     return (got[-1], logits) if with_logits else got[-1]
+
+# %% ../nbs/02_models.ipynb #22fffabb
+def _fold_pairs(model:nn.Module) -> list[tuple[str, str]]:
+    "(conv, bn) module names where a BatchNorm2d's only input is a Conv2d's output that nothing else uses."
+    mods, pairs = dict(model.named_modules()), []
+    for node in torch.fx.symbolic_trace(model).graph.nodes:
+        if node.op != 'call_module' or not isinstance(mods.get(node.target), nn.BatchNorm2d) or len(node.args) != 1: continue
+        prev = node.args[0]
+        if getattr(prev, 'op', None) == 'call_module' and isinstance(mods.get(prev.target), nn.Conv2d) and len(prev.users) == 1:
+            pairs.append((prev.target, node.target))
+    return pairs
+
+def _inside_one(names:tuple[str, str], within) -> bool:
+    "Both module names lie strictly inside the same module of `within` (None: anywhere)."
+    return within is None or any(all(n.startswith(u + '.') for n in names) for u in within)
+
+def fold_bn(model:nn.Module, # an FP model (not modified)
+            within:list[str]|None=None) -> nn.Module: # fold only pairs strictly inside one of these modules (e.g. the units); None: all
+    "A frozen eval-mode copy of `model` with each BatchNorm2d that directly follows a Conv2d folded into it (the BN becomes `Identity`); module names are kept."
+    m = copy.deepcopy(model).eval().requires_grad_(False)
+    try: pairs = _fold_pairs(m)
+    except Exception as e:  # data-dependent control flow and the like: correct, only slower
+        warnings.warn(f'fold_bn: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: {e}); the FP model is used unfolded')
+        return m
+    for conv, bn in pairs:
+        c, b = m.get_submodule(conv), m.get_submodule(bn)
+        if b.running_mean is None or not _inside_one((conv, bn), within): continue
+        m.set_submodule(conv, fuse_conv_bn_eval(c, b).requires_grad_(False)); m.set_submodule(bn, nn.Identity())
+    return m
+

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from .core import (Config, ConfigError, MetaAugError, SafePoint, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
                           check_range, deferred_interrupt, get_device, module_device, peak_rss_mb, progress, seed_everything)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
-from .models import ARCHS, build_model
+from .models import ARCHS, build_model, fold_bn
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
 from .capture import cache_unit, capture
 from .reconstruct import NonFiniteLossError, ReconConfig, fire, reconstruct, recon_loss
@@ -202,13 +202,14 @@ def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=
 
 def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_progress:bool=True) -> MetaRun:
     "Frozen FP copy, FP logits on the calibration set, and T warmed up to the identity (cached)."
-    fp = copy.deepcopy(model).eval().requires_grad_(False)
+    fp = fold_bn(model, within=qm.units)  # frozen: its BatchNorms folded into their convolutions (same function, cheaper passes)
     dev = module_device(fp)
     logits, feats = fp_outputs(fp, calib, cfg.capture_batch)  # once per run: the FP model is frozen
     m = cfg.meta
     T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
                       max_steps=m.warmup_steps, patience=m.warmup_patience, seed=cfg.seed, progress=show_progress,
                       strict=False)  # a warm-up short of its threshold warns (recorded as converged: False) instead of losing the run
+    if m.channels_last: T.to(memory_format=torch.channels_last)  # one layout whether T was just trained, loaded or resumed: T(x) depends on it at float rounding
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
 def quantize(model:nn.Module, # FP model (not modified); its device is used
