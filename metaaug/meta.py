@@ -57,7 +57,7 @@ class MetaConfig(Config):
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
     meta_fraction:float=1.0 # the first fraction of those units (network order) get a meta phase and T(x); the rest originals only (1.0: all, paper and code)
     diag_every:int=50 # iterations between per-term gradient-norm measurements (0: never)
-    channels_last:bool=True # run T in channels-last memory format in the meta phase (1 CPU thread, batch 16, UNet(16, 2): T's forward + backward 57 → 40 ms; not measured on CUDA); results equal to float rounding
+    channels_last:bool=True # run T in channels-last memory format in the meta phase (1 CPU thread, batch 16, UNet(16, 2): T's forward + backward 40.6 → 32.8 ms, `benchmarks/meta_stages.py`; not measured on CUDA); results equal to float rounding
     val_share:float|None=None # None: T's gradient is that of L_T (paper, code); s: L_val's and the other terms' gradients are normalised and mixed s : 1 − s (`t_gradient`)
     def validate(self):
         for f in ('iters', 'diag_every'): check_range(f, getattr(self, f), 0, integer=True)

@@ -211,7 +211,7 @@ def warmup_identity(T:nn.Module, # transformation network, trained in place (on 
                     progress:bool=True, # show a progress bar
                     callback:Callable[[dict], None]|None=None, # called with each check's record
                     strict:bool=True, # True: `WarmupError` when the threshold is not reached; False: a warning, and T as trained
-                    channels_last:bool=True) -> dict: # train T in channels-last memory format (1 CPU thread, batch 32, UNet(16, 2): 133 → 104 ms a step); not part of the cache key
+                    channels_last:bool=True) -> dict: # train T in channels-last memory format (1 CPU thread, batch 32, UNet(16, 2): 77 → 62 ms a step, `benchmarks/meta_stages.py`); not part of the cache key
     "Train `T` towards the identity on `images` (pixel MSE, Adam) until `identity_mse < threshold`; returns the history."
     _check_warmup_args(images, threshold, max_steps, lr, batch_size, eval_every, check_images, patience, min_improvement)
     t0, dev, g = time.perf_counter(), module_device(T), torch.Generator().manual_seed(seed)
