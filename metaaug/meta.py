@@ -20,7 +20,7 @@ from .capture import StopForward, UnitData, cache_unit, capture, run_to, tail_af
 from .reconstruct import ReconConfig, recon_loss, round_beta, fire
 from .transform import TransformConfig, TRANSFORM_PRESETS, sq_change_per_image
 from .losses import LossWeights, LOSS_PRESETS, dp_loss, kl_val_loss, margin_loss, t_loss_weights, total_t_loss
-from .models import fold_bn, last_linear
+from .models import last_linear
 
 # %% auto #0
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups', 'inner_update',
