@@ -208,8 +208,7 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
     m = cfg.meta
     T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
                       max_steps=m.warmup_steps, patience=m.warmup_patience, seed=cfg.seed, progress=show_progress,
-                      strict=False)  # a warm-up short of its threshold warns (recorded as converged: False) instead of losing the run
-    if m.channels_last: T.to(memory_format=torch.channels_last)  # one layout whether T was just trained, loaded or resumed: T(x) depends on it at float rounding
+                      strict=False, channels_last=m.channels_last)  # short of its threshold: a warning (recorded as converged: False), not a lost run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
 def quantize(model:nn.Module, # FP model (not modified); its device is used

@@ -288,6 +288,7 @@ def cached_warmup(cfg:TransformConfig, # T's config
     path = Path(cache_dir or default_cache_dir('warmup')).expanduser() / f"unet-{warmup_key(cfg, images, key_parts or {}, _keyed(settings, len(images)))}.pt"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings['seed']); T = UNet(cfg).to(images.device)
+    if kwargs.get('channels_last', True): T.to(memory_format=torch.channels_last)  # one layout whether trained now or loaded: T(x) depends on it at float rounding
     if path.exists():
         blob = torch.load(io.BytesIO(path.read_bytes()), map_location=images.device, weights_only=True)
         T.load_state_dict(blob['state_dict']); T.warmup_history = {**blob['history'], 'cached': True, 'path': str(path)}
