@@ -23,13 +23,15 @@ from .losses import LossWeights, LOSS_PRESETS, dp_loss, kl_val_loss, margin_loss
 from .models import last_linear
 
 # %% auto #0
-__all__ = ['INNER_RULES', 'FINAL_BATCH', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups', 'inner_update',
-           'MetaContext', 'fp_features', 'fp_outputs', 'no_param_grads', 'fp_pass', 'inner_loss', 'meta_step',
-           'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'meta_phase', 'transformed_data']
+__all__ = ['INNER_RULES', 'FINAL_BATCH', 'T_STARTS', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups',
+           'inner_update', 'MetaContext', 'fp_features', 'fp_outputs', 'no_param_grads', 'fp_pass', 'inner_loss',
+           'meta_step', 'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'meta_phase',
+           'transformed_data']
 
 # %% ../nbs/10_meta.ipynb #67f8dd28
 INNER_RULES = ('adam1', 'sgd')
 FINAL_BATCH = ('double', 'same')
+T_STARTS = ('warmup', 'residual')
 
 @dataclass(frozen=True)
 class MetaConfig(Config):
@@ -52,6 +54,8 @@ class MetaConfig(Config):
     warmup_steps:int=5000 # identity warm-up: most steps
     warmup_threshold:float=5e-3 # identity warm-up: stop when mean (T(x) − x)² is below this (ε/20 at ε = 0.1)
     warmup_patience:int|None=None # identity warm-up: also stop when its best check improved by < 5 % over this many steps (None: never)
+    t_start:str='warmup' # T_STARTS: 'warmup' = T trained to the identity first (paper, code); 'residual' = x + g(x) with a random g scaled to `t_start_change` (`residual_start`, no warm-up; not in the paper)
+    t_start_change:float=1e-2 # 'residual': the mean (T(x) − x)² over the calibration images that T starts at (the `cpu` budget's warm-up ends at 0.01–0.02)
     final_batch:str='double' # final reconstruction on original ∪ T(x): 'double' samples per step (code) or 'same'
     use_transformed:bool=True # add T(x) to the final reconstruction data (False: originals only)
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
@@ -67,12 +71,15 @@ class MetaConfig(Config):
         if self.warmup_patience is not None: check_range('warmup_patience', self.warmup_patience, 1, integer=True)
         if self.val_share is not None: check_range('val_share', self.val_share, 0, 1)
         check_choice('inner_rule', self.inner_rule, INNER_RULES); check_choice('final_batch', self.final_batch, FINAL_BATCH)
+        check_choice('t_start', self.t_start, T_STARTS); check_range('t_start_change', self.t_start_change, 0)
+        if self.t_start_change == 0: raise ConfigError('t_start_change: must be above 0 (a residual T with a zero g never leaves the identity)')
 
 META_PRESETS = {
     'official': MetaConfig(),
     'paper': MetaConfig(inner_rule='sgd', reset_theta=False, losses=LOSS_PRESETS['paper']),
 }
 META_PRESETS['tuned'] = META_PRESETS['paper'].replace(t_lr=1e-4)  # not in the paper: T's Adam lr 20× (measured in the README, issue 3)
+META_PRESETS['residual'] = META_PRESETS['tuned'].replace(t_start='residual')  # not in the paper: `tuned` with a residual T started at 0.01 from x instead of a warm-up
 
 # %% ../nbs/10_meta.ipynb #771ad901
 ADAM_EPS = 1e-8

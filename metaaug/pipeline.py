@@ -21,7 +21,7 @@ from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, 
 from .capture import cache_unit, capture
 from .reconstruct import NonFiniteLossError, ReconConfig, fire, reconstruct, recon_loss
 from .capture import tail_after
-from .transform import TransformConfig, cached_warmup
+from .transform import TransformConfig, cached_warmup, residual_start
 from .checkpoint import RunCheckpoint, set_rng_state
 from .augment import AugmentConfig, Augmenter, augment_generator
 from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase, transformed_data
@@ -62,7 +62,7 @@ PRESETS = {
 BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'warmup_steps', 'warmup_threshold', 'warmup_patience', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
 
 def preset(name:str, # a key of PRESETS: the budget
-           meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper', 'tuned'); None: official
+           meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper', 'tuned', 'residual'); None: official
            **overrides) -> PTQConfig: # fields of PTQConfig, QuantConfig, ReconConfig or MetaConfig (None: keep)
     "The named preset, in the chosen MetaAug flavour, with `overrides` applied to whichever config owns each field."
     cfg = PRESETS[check_choice('--preset', name, PRESETS)]
@@ -201,14 +201,17 @@ def quantize_unit(model, qm, name, calib, cfg, gen, callbacks=(), show_progress=
     return rec
 
 def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_progress:bool=True) -> MetaRun:
-    "Frozen FP copy, FP logits on the calibration set, and T warmed up to the identity (cached)."
+    "Frozen FP copy, FP logits on the calibration set, and T: warmed up to the identity (cached) or started near it (`MetaConfig.t_start`)."
     fp = fold_bn(model, within=qm.units)  # frozen: its BatchNorms folded into their convolutions (same function, cheaper passes)
     dev = module_device(fp)
     logits, feats = fp_outputs(fp, calib, cfg.capture_batch)  # once per run: the FP model is frozen
     m = cfg.meta
-    T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
-                      max_steps=m.warmup_steps, patience=m.warmup_patience, seed=cfg.seed, progress=show_progress,
-                      strict=False, channels_last=m.channels_last)  # short of its threshold: a warning (recorded as converged: False), not a lost run
+    if m.t_start == 'residual':
+        T = residual_start(m.transform, calib.to(dev), m.t_start_change, seed=cfg.seed, batch_size=m.batch_size, channels_last=m.channels_last)
+    else:
+        T = cached_warmup(m.transform, calib.to(dev), key_parts={'purpose': 'identity'}, threshold=m.warmup_threshold,
+                          max_steps=m.warmup_steps, patience=m.warmup_patience, seed=cfg.seed, progress=show_progress,
+                          strict=False, channels_last=m.channels_last)  # short of its threshold: a warning (recorded as converged: False), not a lost run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
 def quantize(model:nn.Module, # FP model (not modified); its device is used

@@ -21,7 +21,7 @@ from .data import cache_dir as default_cache_dir
 __all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'TransformConfig', 'BatchStatBN', 'set_bn_mode', 'using_bn_mode',
            'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image', 'mean_sq_change', 'WarmupError',
            'kept_mode', 'identity_mse', 'plateaued', 'warmup_identity', 'image_fingerprint', 'warmup_key',
-           'cached_warmup']
+           'cached_warmup', 'residual_start']
 
 # %% ../nbs/08_transform.ipynb #9bc6a84c
 BN_MODES = ('batch', 'eval') # 'batch': BatchNorm always normalises with batch statistics (official code); 'eval': running stats in eval()
@@ -296,4 +296,26 @@ def cached_warmup(cfg:TransformConfig, # T's config
     hist = warmup_identity(T, images, **settings, **{k: v for k, v in kwargs.items() if k not in _WARMUP_DEFAULTS})
     atomic_torch_save(path, dict(state_dict=T.state_dict(), history=hist))
     T.warmup_history = {**hist, 'path': str(path)}
+    return T
+
+# %% ../nbs/08_transform.ipynb #4bf3bbab
+def residual_start(cfg:TransformConfig, # T's config (built with `residual=True` whatever it says)
+                   images:torch.Tensor, # calibration images (N, C, H, W), normalised; T is built on their device
+                   change:float=1e-2, # the mean (T(x) - x)^2 over `images` that T starts at
+                   seed:int=0, # seed of T's initial weights
+                   batch_size:int=32, # chunk size of the measurement (BN batch statistics are per chunk, as in `identity_mse`)
+                   channels_last:bool=True) -> UNet: # T's memory format (as `cached_warmup`)
+    "A residual T(x) = x + g(x), g randomly initialised and scaled so that `identity_mse` over `images` is `change`."
+    check_range('change', change, 0); t0 = time.perf_counter()
+    if change == 0: raise ConfigError('change: must be above 0 (a zero g never leaves the identity; use residual=True with the warm-up for that)')
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed); T = UNet(cfg.replace(residual=True)).to(images.device)
+        T.outc.reset_parameters()  # g's default random init, not the zeros of a plain residual T
+    if channels_last: T.to(memory_format=torch.channels_last)
+    m = identity_mse(T, images, batch_size)
+    if not 0 < m < float('inf'): raise MetaAugError(f'residual_start: mean (T(x) - x)^2 of the random T is {m}; cannot scale it to change={change}')
+    with torch.no_grad():  # g is linear in its last conv's weight and bias: scaling both scales (T(x) - x)^2 by s^2
+        s = (change / m) ** 0.5; T.outc.weight.mul_(s); T.outc.bias.mul_(s)
+    T.warmup_history = dict(steps=0, converged=True, cached=False, stopped='residual_start', threshold=None,
+                            final_mse=identity_mse(T, images, batch_size), time_s=time.perf_counter() - t0)
     return T
