@@ -54,7 +54,7 @@ class MetaConfig(Config):
     warmup_steps:int=5000 # identity warm-up: most steps
     warmup_threshold:float=5e-3 # identity warm-up: stop when mean (T(x) − x)² is below this (ε/20 at ε = 0.1)
     warmup_patience:int|None=None # identity warm-up: also stop when its best check improved by < 5 % over this many steps (None: never)
-    t_start:str='warmup' # T_STARTS: 'warmup' = T trained to the identity first (paper, code); 'residual' = x + g(x) with a random g scaled to `t_start_change` (`residual_start`, no warm-up; not in the paper)
+    t_start:str='warmup' # T_STARTS: 'warmup' = T trained to the identity first (paper, code); 'residual' = x + g(x) with a random g scaled to `t_start_change` (`residual_start`, no warm-up; not in the paper; L_DP pulls it back to x, see below)
     t_start_change:float=1e-2 # 'residual': the mean (T(x) − x)² over the calibration images that T starts at (the `cpu` budget's warm-up ends at 0.01–0.02)
     final_batch:str='double' # final reconstruction on original ∪ T(x): 'double' samples per step (code) or 'same'
     use_transformed:bool=True # add T(x) to the final reconstruction data (False: originals only)
@@ -79,7 +79,6 @@ META_PRESETS = {
     'paper': MetaConfig(inner_rule='sgd', reset_theta=False, losses=LOSS_PRESETS['paper']),
 }
 META_PRESETS['tuned'] = META_PRESETS['paper'].replace(t_lr=1e-4)  # not in the paper: T's Adam lr 20× (measured in the README, issue 3)
-META_PRESETS['residual'] = META_PRESETS['tuned'].replace(t_start='residual')  # not in the paper: `tuned` with a residual T started at 0.01 from x instead of a warm-up
 
 # %% ../nbs/10_meta.ipynb #771ad901
 ADAM_EPS = 1e-8

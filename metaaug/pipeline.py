@@ -62,7 +62,7 @@ PRESETS = {
 BUDGET_FIELDS = ('iters', 'batch_size', 'val_batch', 'final_batch', 'transform', 'warmup_steps', 'warmup_threshold', 'warmup_patience', 'diag_every')  # what a preset sets of MetaConfig; the rest is the MetaAug flavour
 
 def preset(name:str, # a key of PRESETS: the budget
-           meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper', 'tuned', 'residual'); None: official
+           meta:str|None=None, # MetaAug flavour: a key of META_PRESETS ('official', 'paper', 'tuned'); None: official
            **overrides) -> PTQConfig: # fields of PTQConfig, QuantConfig, ReconConfig or MetaConfig (None: keep)
     "The named preset, in the chosen MetaAug flavour, with `overrides` applied to whichever config owns each field."
     cfg = PRESETS[check_choice('--preset', name, PRESETS)]

@@ -18,13 +18,14 @@ from .core import (Config, ConfigError, MetaAugError, check_choice, check_range,
 from .data import cache_dir as default_cache_dir
 
 # %% auto #0
-__all__ = ['BN_MODES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'TransformConfig', 'BatchStatBN', 'set_bn_mode', 'using_bn_mode',
-           'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image', 'mean_sq_change', 'WarmupError',
-           'kept_mode', 'identity_mse', 'plateaued', 'warmup_identity', 'image_fingerprint', 'warmup_key',
-           'cached_warmup', 'residual_start']
+__all__ = ['BN_MODES', 'T_DTYPES', 'TRANSFORM_PRESETS', 'WARMUP_THRESHOLD', 'TransformConfig', 'BatchStatBN', 'set_bn_mode',
+           'using_bn_mode', 'DoubleConv', 'Down', 'Up', 'UNet', 'n_params', 'sq_change_per_image', 'mean_sq_change',
+           'WarmupError', 'kept_mode', 'identity_mse', 'plateaued', 'warmup_identity', 'image_fingerprint',
+           'warmup_key', 'cached_warmup', 'residual_start']
 
 # %% ../nbs/08_transform.ipynb #9bc6a84c
 BN_MODES = ('batch', 'eval') # 'batch': BatchNorm always normalises with batch statistics (official code); 'eval': running stats in eval()
+T_DTYPES = ('float32', 'bfloat16') # the dtype T computes in
 
 @dataclasses.dataclass(frozen=True)
 class TransformConfig(Config):
@@ -35,12 +36,13 @@ class TransformConfig(Config):
     bn_mode:str='batch' # BN_MODES: 'batch' = batch statistics even in eval() (official code), 'eval' = running stats in eval()
     bilinear:bool=False # False: ConvTranspose2d k2 s2 upsampling (paper); True: bilinear upsampling (milesial option)
     channels:int=3 # image channels in and out
+    compute_dtype:str='float32' # T_DTYPES: what T's layers compute in (autocast); parameters, input and output stay float32. 'bfloat16' is not in the paper
     def validate(self):
         check_range('base_width', self.base_width, 1, 1024, integer=True)
         check_range('depth', self.depth, 1, 8, integer=True)
         for f in ('residual', 'bilinear'):
             if not isinstance(getattr(self, f), bool): raise ConfigError(f"{f}: expected True or False, got {getattr(self, f)!r}")
-        check_choice('bn_mode', self.bn_mode, BN_MODES)
+        check_choice('bn_mode', self.bn_mode, BN_MODES); check_choice('compute_dtype', self.compute_dtype, T_DTYPES)
         check_range('channels', self.channels, 1, integer=True)
         if self.bilinear and self.base_width % 2: raise ConfigError(f"base_width: {self.base_width} must be even when bilinear=True")
 
@@ -122,11 +124,12 @@ class UNet(nn.Module):
         set_bn_mode(self, cfg.bn_mode)
 
     def forward(self, x): # (N, channels, H, W) normalised images
-        skips = [self.inc(x)]
-        for d in self.downs: skips.append(d(skips[-1]))
-        h = skips.pop()
-        for u in self.ups: h = u(h, skips.pop())
-        out = self.outc(h)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.cfg.compute_dtype == 'bfloat16'):
+            skips = [self.inc(x)]
+            for d in self.downs: skips.append(d(skips[-1]))
+            h = skips.pop()
+            for u in self.ups: h = u(h, skips.pop())
+            out = self.outc(h).float()
         return x + out if self.cfg.residual else out
 
 def n_params(m:nn.Module) -> int:
@@ -271,7 +274,8 @@ def warmup_key(cfg:TransformConfig, # T's config
                key_parts:dict, # what else identifies the data, e.g. {'model': 'resnet18', 'data': 'imagenet-1024-seed1029'}
                settings:dict) -> str: # the warm-up settings (`warmup_identity` arguments)
     "Cache key of a warm-up: hash of T's config, `key_parts`, the image fingerprint and the settings."
-    blob = json.dumps(to_jsonable(dict(transform=cfg, parts=key_parts, images=image_fingerprint(images),
+    t = {k: v for k, v in cfg.to_dict().items() if not (k == 'compute_dtype' and v == 'float32')}  # float32 T: the key it had before the field
+    blob = json.dumps(to_jsonable(dict(transform=t, parts=key_parts, images=image_fingerprint(images),
                                        settings=settings)), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
