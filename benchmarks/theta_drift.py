@@ -1,0 +1,70 @@
+#!/usr/bin/env python
+"""How far a flavour's meta phase moves the unit's quantizer parameters θ before its final reconstruction (issue 3).
+
+With `reset_theta=False` (the `paper` and `tuned` flavours) the stepped θ of the last meta iteration is copied into
+the unit, so its reconstruction starts from there instead of from its initialisation. This runs the meta phase of
+the chosen flavour at the `cpu` budget on the given units of ResNet-20 W2A2, real CIFAR-10 calibration images
+(`--n_calib`, `--seed`), T from the warm-up cache (or warmed up now), and reports per quantizer parameter the
+relative change ‖θ_after − θ_before‖ / ‖θ_before‖ (and, for rounding logits, the largest change and the fraction
+whose sign flipped). Earlier units stay at their initialisation (round-to-nearest weights): no reconstruction runs,
+so the figures show the size of the drift, not a pipeline run's exact values.
+
+    OMP_NUM_THREADS=1 python benchmarks/theta_drift.py --units layer1.0 layer3.2 --flavour tuned --seed 8
+"""
+import argparse, json, sys, warnings
+from pathlib import Path
+
+import torch
+
+from speed import HERE, load, prepare_unit
+from metaaug.capture import tail_after
+from metaaug.core import atomic_write_bytes, to_jsonable
+from metaaug.data import resolve_data_root
+from metaaug.meta import MetaContext, fp_outputs, meta_phase, theta_groups
+from metaaug.models import build_model, fold_bn
+from metaaug.pipeline import load_run_data, preset, versions
+from metaaug.transform import cached_warmup
+from metaaug.wrap import QuantConfig, quantize_model, set_mode
+
+def drift(before, unit, groups):
+    "Relative change of each quantizer parameter of `unit` since `before`."
+    out = {}
+    for k, p in unit.named_parameters():
+        if k not in groups: continue
+        b, a = before[k], p.detach()
+        row = {'rel_change': float((a - b).norm() / b.norm())}
+        if k.endswith('wq.logits'): row |= {'max_abs_change': float((a - b).abs().max()), 'sign_flips': float(((a >= 0) != (b >= 0)).float().mean())}
+        out[k] = row
+    return out
+
+def main(a):
+    torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
+    model = build_model('resnet20').eval()
+    (calib, _), _ = load_run_data('cifar10', resolve_data_root(None), a.n_calib, a.seed, 16)
+    qm = quantize_model(model, calib[:2], QuantConfig(2, 2))
+    fp = fold_bn(model, within=qm.units); logits, feats = fp_outputs(fp, calib, 32)
+    mcfg = preset('cpu', meta=a.flavour).meta
+    T = cached_warmup(mcfg.transform, calib, key_parts={'purpose': 'identity'}, threshold=mcfg.warmup_threshold, max_steps=mcfg.warmup_steps,
+                      patience=mcfg.warmup_patience, seed=a.seed, progress=False, strict=False, channels_last=mcfg.channels_last)
+    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'versions': versions(), 'flavour': a.flavour,
+           'reset_theta': mcfg.reset_theta, 'inner_rule': mcfg.inner_rule, 'warmup_cached': T.warmup_history['cached'], 'units': []}
+    for name in qm.units:
+        d = prepare_unit(model, qm, name, calib, 32)
+        if name in a.units:
+            unit = qm.unit(name); groups = theta_groups(unit)
+            before = {k: p.detach().clone() for k, p in unit.named_parameters() if k in groups}
+            ctx = MetaContext(fp, qm, name, calib, d.x_q, logits, tail_after(fp, name), feats)
+            meta_phase(ctx, T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
+            res['units'].append({'unit': name, 'drift': drift(before, unit, groups), 'load': load()})
+            print(json.dumps(res['units'][-1]), flush=True)
+        set_mode(qm.unit(name), 'hard')
+    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--units', nargs='+', default=['layer1.0', 'layer2.0', 'layer3.0', 'layer3.2'])
+    p.add_argument('--flavour', default='tuned', help='MetaAug flavour (a key of META_PRESETS) at the cpu budget')
+    p.add_argument('--n_calib', type=int, default=256); p.add_argument('--seed', type=int, default=8)
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--out', default=str(HERE / 'results' / 'theta_drift.json'))
+    main(p.parse_args())
