@@ -16,19 +16,17 @@ carries os.getloadavg() and the thread count at the time it was measured.
     OMP_NUM_THREADS=1 python benchmarks/meta_stages.py                      # ~2 min at 1 thread
     OMP_NUM_THREADS=1 python benchmarks/meta_stages.py --units layer1.0 layer3.0 --flavour official
 """
-import argparse, copy, json, sys, time
-from pathlib import Path
+import argparse, copy, json, time
 
 import torch
 from torch.func import functional_call
 
-from speed import HERE, cifar_setup, load, med, prepare_unit
-from metaaug.core import atomic_write_bytes, to_jsonable
+from speed import HERE, cifar_setup, header, load, med, prepare_unit, write_results
 from metaaug.capture import run_to, tail_after
 from metaaug.losses import kl_val_loss, margin_loss, t_loss_weights, total_t_loss
 from metaaug.meta import CACHEABLE_DP, MetaContext, _dp_term, _round_reg, _stepped, _val_logits, fp_features, fp_outputs, fp_pass, no_param_grads, t_gradient, theta_groups
 from metaaug.models import fold_bn
-from metaaug.pipeline import preset, versions
+from metaaug.pipeline import preset
 from metaaug.reconstruct import recon_loss
 from metaaug.transform import UNet, _warmup_step
 from metaaug.wrap import set_mode
@@ -116,11 +114,10 @@ def bench_micro(a):
 
 def main(a):
     torch.set_num_threads(a.threads)
-    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'versions': versions(), 'start': load()}
+    res = header()
     if 'stages' not in a.skip: res['stages'] = bench_stages(a)
     if 'micro' not in a.skip: res['micro'] = bench_micro(a); print(json.dumps({k: v for k, v in res['micro'].items() if k != 'transform'}), flush=True)
-    res['end'] = load()
-    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+    write_results(a.out, res)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -56,6 +56,14 @@ def timed(fn, dev):
 
 def med(xs): return statistics.median(xs) if xs else None
 
+def header(**fields) -> dict:
+    "The start of every results file: the command, the versions, `fields`, and the load at the start."
+    return {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'versions': versions(), **fields, 'start': load()}
+
+def write_results(path, res:dict):
+    "Stamp the load at the end and write `res` as indented JSON, atomically."
+    res['end'] = load(); atomic_write_bytes(path, json.dumps(to_jsonable(res), indent=1).encode())
+
 # ---------------------------------------------------------------- model and the sequential unit pass
 
 def cifar_setup(arch, n, dev, seed=0):
@@ -312,15 +320,14 @@ def main(a):
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
     # TF32 convolutions (PyTorch's CUDA default) differ from float32 by ~1e-3 relative, more than the ours-vs-naive check allows
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32
-    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'device': str(dev), 'device_name': device_name(dev),
-           'tf32': a.tf32, 'versions': versions(), 'start': load(), 'archs': []}
+    res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32) | {'archs': []}
     t0 = time.perf_counter()
     if not {'recon', 'meta'} <= set(a.skip):
         for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev))
     if 'memory' not in a.skip: res['memory'] = bench_memory(a)
     if a.e2e: res['e2e'] = bench_e2e(a)
-    res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0; res['end'] = load()
-    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+    res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0
+    write_results(a.out, res)
     print(json.dumps(res['summary'], indent=1))
 
 def summary(res):

@@ -14,19 +14,17 @@ Every figure carries os.getloadavg() at the time it was measured.
     OMP_NUM_THREADS=1 python benchmarks/t_dtype.py                       # ~10 min at 1 thread
     OMP_NUM_THREADS=1 python benchmarks/t_dtype.py --skip warmup --units layer2.0
 """
-import argparse, copy, json, sys, time, warnings
-from pathlib import Path
+import argparse, json, warnings
 
 import torch
 
-from speed import HERE, cifar_setup, load, med, prepare_unit
+from speed import HERE, cifar_setup, header, load, prepare_unit, write_results
 from meta_stages import interleaved
 from metaaug.capture import tail_after
-from metaaug.core import atomic_write_bytes, to_jsonable
 from metaaug.data import resolve_data_root
 from metaaug.meta import MetaContext, fp_outputs, meta_step, t_gradient, theta_groups
 from metaaug.models import fold_bn
-from metaaug.pipeline import load_run_data, preset, versions
+from metaaug.pipeline import load_run_data, preset
 from metaaug.transform import UNet, _warmup_step, warmup_identity
 from metaaug.wrap import set_mode
 
@@ -83,14 +81,13 @@ def bench_warmup(a, mcfg):
 def main(a):
     torch.set_num_threads(a.threads)
     mcfg = preset('cpu', meta=a.flavour).meta
-    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'versions': versions(), 'transform': mcfg.transform.to_dict(), 'start': load()}
+    res = header(transform=mcfg.transform.to_dict())
     if 'micro' not in a.skip:
         _, _, calib, _ = cifar_setup('resnet20', a.n_calib, torch.device('cpu'))
         res['micro'] = bench_micro(a, mcfg.transform, calib); print(json.dumps(res['micro']), flush=True)
     if 'meta' not in a.skip: res['meta'] = bench_meta(a, mcfg)
     if 'warmup' not in a.skip: res['warmup'] = bench_warmup(a, mcfg)
-    res['end'] = load()
-    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+    write_results(a.out, res)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -11,20 +11,17 @@ so the figures show the size of the drift, not a pipeline run's exact values.
 
     OMP_NUM_THREADS=1 python benchmarks/theta_drift.py --units layer1.0 layer3.2 --flavour tuned --seed 8
 """
-import argparse, json, sys, warnings
-from pathlib import Path
+import argparse, json, warnings
 
 import torch
 
-from speed import HERE, load, prepare_unit
+from speed import HERE, header, load, prepare_unit, write_results
 from metaaug.capture import tail_after
-from metaaug.core import atomic_write_bytes, to_jsonable
 from metaaug.data import resolve_data_root
-from metaaug.meta import MetaContext, fp_outputs, meta_phase, theta_groups
-from metaaug.models import build_model, fold_bn
-from metaaug.pipeline import load_run_data, preset, versions
-from metaaug.transform import cached_warmup
-from metaaug.wrap import QuantConfig, quantize_model, set_mode
+from metaaug.meta import MetaContext, meta_phase, theta_groups
+from metaaug.models import build_model
+from metaaug.pipeline import load_run_data, prepare_meta, preset
+from metaaug.wrap import quantize_model, set_mode
 
 def drift(before, unit, groups):
     "Relative change of each quantizer parameter of `unit` since `before`."
@@ -39,26 +36,23 @@ def drift(before, unit, groups):
 
 def main(a):
     torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
+    cfg = preset('cpu', meta=a.flavour, seed=a.seed, wbits=2, abits=2); mcfg = cfg.meta
     model = build_model('resnet20').eval()
     (calib, _), _ = load_run_data('cifar10', resolve_data_root(None), a.n_calib, a.seed, 16)
-    qm = quantize_model(model, calib[:2], QuantConfig(2, 2))
-    fp = fold_bn(model, within=qm.units); logits, feats = fp_outputs(fp, calib, 32)
-    mcfg = preset('cpu', meta=a.flavour).meta
-    T = cached_warmup(mcfg.transform, calib, key_parts={'purpose': 'identity'}, threshold=mcfg.warmup_threshold, max_steps=mcfg.warmup_steps,
-                      patience=mcfg.warmup_patience, seed=a.seed, progress=False, strict=False, channels_last=mcfg.channels_last)
-    res = {'command': ' '.join([Path(sys.executable).name] + sys.argv), 'versions': versions(), 'flavour': a.flavour,
-           'reset_theta': mcfg.reset_theta, 'inner_rule': mcfg.inner_rule, 'warmup_cached': T.warmup_history['cached'], 'units': []}
+    qm = quantize_model(model, calib[:2], cfg.quant)
+    run = prepare_meta(model, qm, calib, cfg, show_progress=False)  # the pipeline's folded FP model, its outputs, and T (cached warm-up)
+    res = header(flavour=a.flavour, reset_theta=mcfg.reset_theta, inner_rule=mcfg.inner_rule, warmup_cached=run.T.warmup_history['cached']) | {'units': []}
     for name in qm.units:
         d = prepare_unit(model, qm, name, calib, 32)
         if name in a.units:
             unit = qm.unit(name); groups = theta_groups(unit)
             before = {k: p.detach().clone() for k, p in unit.named_parameters() if k in groups}
-            ctx = MetaContext(fp, qm, name, calib, d.x_q, logits, tail_after(fp, name), feats)
-            meta_phase(ctx, T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
+            ctx = MetaContext(run.fp, qm, name, calib, d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
+            meta_phase(ctx, run.T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
             res['units'].append({'unit': name, 'drift': drift(before, unit, groups), 'load': load()})
             print(json.dumps(res['units'][-1]), flush=True)
         set_mode(qm.unit(name), 'hard')
-    atomic_write_bytes(a.out, json.dumps(to_jsonable(res), indent=1).encode())
+    write_results(a.out, res)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
