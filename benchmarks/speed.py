@@ -19,14 +19,14 @@ Every figure carries os.getloadavg() and the thread count at the time it was mea
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
     python benchmarks/speed.py --skip recon meta memory --e2e --e2e_archs resnet20 resnet56 --threads 2
 """
-import argparse, copy, dataclasses, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, copy, dataclasses, json, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, module_device, to_jsonable
+from metaaug.core import atomic_write_bytes, cpu_name, module_device, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -43,9 +43,7 @@ def load():
     return {'loadavg': [round(v, 2) for v in os.getloadavg()], 'threads': torch.get_num_threads()}
 
 def device_name(dev):
-    if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
-    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): return platform.processor() or platform.machine()
+    return torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_name()
 
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)

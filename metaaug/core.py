@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #532e77ca
 from __future__ import annotations
-import dataclasses, io, json, os, random, resource, signal, sys, tempfile, threading, time
+import dataclasses, io, json, os, platform, random, resource, signal, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -15,9 +15,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device',
-           'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'Interrupt', 'deferred_interrupt', 'SafePoint',
-           'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
+__all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device', 'cpu_name',
+           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'Interrupt', 'deferred_interrupt',
+           'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl',
+           'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -88,6 +89,18 @@ def module_device(m:nn.Module) -> torch.device:
     "Device of the first parameter or buffer of `m` (CPU when it has none)."
     for t in (*m.parameters(), *m.buffers()): return t.device
     return torch.device('cpu')
+
+def cpu_name() -> str:
+    "This machine's CPU model (from /proc/cpuinfo on Linux), else what `platform` knows."
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def native_bf16(device:str|torch.device='cpu') -> bool: # a torch device or its type
+    "Whether `device` computes bfloat16 in hardware (CUDA: `torch.cuda.is_bf16_supported`; CPU: AVX512-BF16 or AMX); elsewhere bfloat16 convolutions are emulated and much slower than float32."
+    dev = torch.device(device)
+    if dev.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if dev.type != 'cpu': return False
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
 
 def seed_everything(seed:int): # seed for `random`, NumPy and torch
     "Seed every generator a run uses."

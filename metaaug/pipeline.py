@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .core import (Config, ConfigError, MetaAugError, SafePoint, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
-                          check_range, deferred_interrupt, get_device, module_device, peak_rss_mb, progress, seed_everything)
+                          check_range, deferred_interrupt, get_device, module_device, native_bf16, cpu_name, peak_rss_mb, progress, seed_everything)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model, fold_bn
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
@@ -295,7 +295,8 @@ def versions() -> dict:
     "Versions that make a result reproducible."
     import metaaug
     return {'metaaug': metaaug.__version__, 'torch': str(torch.__version__), 'torchvision': str(torchvision.__version__),
-            'python': platform.python_version(), 'machine': platform.machine(), 'threads': torch.get_num_threads()}
+            'python': platform.python_version(), 'machine': platform.machine(), 'cpu': cpu_name(), 'cpu_bf16': native_bf16('cpu'),
+            'threads': torch.get_num_threads()}
 
 def load_run_data(dataset:str, # a key of metaaug.data.DATASETS
                   root:Path, # data root

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, module_device,
+from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, module_device, native_bf16,
                           atomic_torch_save, to_jsonable, progress as progress_bar)
 from .data import cache_dir as default_cache_dir
 
@@ -124,6 +124,9 @@ class UNet(nn.Module):
         set_bn_mode(self, cfg.bn_mode)
 
     def forward(self, x): # (N, channels, H, W) normalised images
+        if self.cfg.compute_dtype == 'bfloat16' and not native_bf16(x.device):
+            warnings.warn(f"compute_dtype: 'bfloat16' on a {x.device.type} without bfloat16 hardware (AVX512-BF16 or AMX on a CPU) is emulated: "
+                          "T ran 10.8x slower than in 'float32' on an AVX2 CPU (benchmarks/t_dtype.py); use 'float32' here", stacklevel=2)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.cfg.compute_dtype == 'bfloat16'):
             skips = [self.inc(x)]
             for d in self.downs: skips.append(d(skips[-1]))
