@@ -18,21 +18,10 @@ import torch
 from speed import HERE, header, load, prepare_unit, write_results
 from metaaug.capture import tail_after
 from metaaug.data import resolve_data_root
-from metaaug.meta import MetaContext, meta_phase, theta_groups
+from metaaug.meta import MetaContext, meta_phase, theta_change, theta_groups
 from metaaug.models import build_model
 from metaaug.pipeline import load_run_data, prepare_meta, preset
 from metaaug.wrap import quantize_model, set_mode
-
-def drift(before, unit, groups):
-    "Relative change of each quantizer parameter of `unit` since `before`."
-    out = {}
-    for k, p in unit.named_parameters():
-        if k not in groups: continue
-        b, a = before[k], p.detach()
-        row = {'rel_change': float((a - b).norm() / b.norm())}
-        if k.endswith('wq.logits'): row |= {'max_abs_change': float((a - b).abs().max()), 'sign_flips': float(((a >= 0) != (b >= 0)).float().mean())}
-        out[k] = row
-    return out
 
 def main(a):
     torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
@@ -49,7 +38,7 @@ def main(a):
             before = {k: p.detach().clone() for k, p in unit.named_parameters() if k in groups}
             ctx = MetaContext(run.fp, qm, name, calib, d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
             meta_phase(ctx, run.T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
-            res['units'].append({'unit': name, 'drift': drift(before, unit, groups), 'load': load()})
+            res['units'].append({'unit': name, 'drift': theta_change(before, dict(unit.named_parameters())), 'load': load()})
             print(json.dumps(res['units'][-1]), flush=True)
         set_mode(qm.unit(name), 'hard')
     write_results(a.out, res)

@@ -25,8 +25,8 @@ from .models import last_linear
 # %% auto #0
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'T_STARTS', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups',
            'inner_update', 'MetaContext', 'fp_features', 'fp_outputs', 'no_param_grads', 'fp_pass', 'inner_loss',
-           'meta_step', 'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'meta_phase',
-           'transformed_data']
+           'meta_step', 'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'theta_change',
+           'meta_phase', 'transformed_data']
 
 # %% ../nbs/10_meta.ipynb #67f8dd28
 INNER_RULES = ('adam1', 'sgd')
@@ -280,6 +280,17 @@ def t_gradient(parts:dict[str, Tensor], # the weighted terms of L_T (with graph)
     return [n * (val_share * a / nv + (1 - val_share) * b / nr) for a, b in zip(gv, gr)]
 
 # %% ../nbs/10_meta.ipynb #dcc9304d
+def theta_change(before:dict[str, Tensor], # quantizer parameters by name, before
+                 after:dict[str, Tensor]) -> dict[str, dict]: # the same names, after
+    "Per parameter: ‖after − before‖ / ‖before‖; for rounding logits also the largest change and the fraction that changed sign."
+    out = {}
+    for k, b in before.items():
+        a = after[k].detach()
+        row = {'rel_change': float((a - b).norm() / b.norm().clamp_min(1e-12))}
+        if k.endswith('wq.logits'): row |= {'max_abs_change': float((a - b).abs().max()), 'sign_flips': float(((a >= 0) != (b >= 0)).float().mean())}
+        out[k] = row
+    return out
+
 def _mean_tail(rows, key):
     tail = [r[key] for r in rows[-max(1, len(rows) // 4):] if r[key] is not None]
     return sum(tail) / len(tail) if tail else None
@@ -301,6 +312,7 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
     if cfg.channels_last: T.to(memory_format=torch.channels_last)  # in place; T(x) comes out channels-last, later layers follow it
     groups, schedule = theta_groups(unit), ReconConfig(iters=max(cfg.iters, 1))
     theta = {n: p.detach().clone().requires_grad_() for n, p in unit.named_parameters() if n in groups}
+    theta0 = {n: v.detach().clone() for n, v in theta.items()}  # the unit's θ before the phase (also on resume: the unit changes only at the end)
     rows, diags, params, step_fn, start, spent = [], [], [p for p in T.parameters() if p.requires_grad], step_fn or meta_step, 0, 0.0
     if resume is not None:
         opt.load_state_dict(resume['opt']); sched.load_state_dict(resume['sched'])
@@ -331,7 +343,8 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
                 if n in theta: p.copy_(theta[n])
     keys = ['L_T', 'L_Q', 'L_val', 'L_margin', 'L_dp', 'sq_change', 'grad_norm']
     return {'meta_iters': cfg.iters, 'meta_time_s': spent + time.perf_counter() - t0, 'epsilon': cfg.losses.margin,
-            **{f'meta_{k}': _mean_tail(rows, k) for k in keys}, 'meta_grad_norms': diags, 'meta_history': rows[::max(1, cfg.iters // 50)]}
+            **{f'meta_{k}': _mean_tail(rows, k) for k in keys}, 'meta_grad_norms': diags, 'meta_history': rows[::max(1, cfg.iters // 50)],
+            'meta_theta_change': None if cfg.reset_theta else theta_change(theta0, theta)}  # where the unit's reconstruction starts from
 
 # %% ../nbs/10_meta.ipynb #c288e197
 @torch.no_grad()
