@@ -6,7 +6,7 @@ the unit, so its reconstruction starts from there instead of from its initialisa
 the chosen flavour at the `cpu` budget on the given units of ResNet-20 W2A2, real CIFAR-10 calibration images
 (`--n_calib`, `--seed`), T from the warm-up cache (or warmed up now), and reports per quantizer parameter the
 relative change ‖θ_after − θ_before‖ / ‖θ_before‖ (and, for rounding logits, the largest change and the fraction
-whose sign flipped). Earlier units stay at their initialisation (round-to-nearest weights): no reconstruction runs,
+whose sign flipped): the unit record's `meta_theta_change`, None for a flavour that resets θ. Earlier units stay at their initialisation (round-to-nearest weights): no reconstruction runs,
 so the figures show the size of the drift, not a pipeline run's exact values.
 
     OMP_NUM_THREADS=1 python benchmarks/theta_drift.py --units layer1.0 layer3.2 --flavour tuned --seed 8
@@ -18,7 +18,7 @@ import torch
 from speed import HERE, header, load, prepare_unit, write_results
 from metaaug.capture import tail_after
 from metaaug.data import resolve_data_root
-from metaaug.meta import MetaContext, meta_phase, theta_change, theta_groups
+from metaaug.meta import MetaContext, meta_phase
 from metaaug.models import build_model
 from metaaug.pipeline import load_run_data, prepare_meta, preset
 from metaaug.wrap import quantize_model, set_mode
@@ -34,11 +34,9 @@ def main(a):
     for name in qm.units:
         d = prepare_unit(model, qm, name, calib, 32)
         if name in a.units:
-            unit = qm.unit(name); groups = theta_groups(unit)
-            before = {k: p.detach().clone() for k, p in unit.named_parameters() if k in groups}
             ctx = MetaContext(run.fp, qm, name, calib, d.x_q, run.fp_logits, tail_after(run.fp, name), run.fp_feats)
-            meta_phase(ctx, run.T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
-            res['units'].append({'unit': name, 'drift': theta_change(before, dict(unit.named_parameters())), 'load': load()})
+            rec = meta_phase(ctx, run.T, mcfg, torch.Generator().manual_seed(a.seed), show_progress=False)
+            res['units'].append({'unit': name, 'drift': rec['meta_theta_change'], 'load': load()})  # None: θ reset, the unit unchanged
             print(json.dumps(res['units'][-1]), flush=True)
         set_mode(qm.unit(name), 'hard')
     write_results(a.out, res)

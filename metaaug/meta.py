@@ -312,7 +312,6 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
     if cfg.channels_last: T.to(memory_format=torch.channels_last)  # in place; T(x) comes out channels-last, later layers follow it
     groups, schedule = theta_groups(unit), ReconConfig(iters=max(cfg.iters, 1))
     theta = {n: p.detach().clone().requires_grad_() for n, p in unit.named_parameters() if n in groups}
-    theta0 = {n: v.detach().clone() for n, v in theta.items()}  # the unit's θ before the phase (also on resume: the unit changes only at the end)
     rows, diags, params, step_fn, start, spent = [], [], [p for p in T.parameters() if p.requires_grad], step_fn or meta_step, 0, 0.0
     if resume is not None:
         opt.load_state_dict(resume['opt']); sched.load_state_dict(resume['sched'])
@@ -337,14 +336,16 @@ def meta_phase(ctx:MetaContext, # what the unit reuses
         rows.append(row); fire(callbacks, 'on_meta_log', ctx.name, t + 1, row)
         if not cfg.reset_theta: theta = {n: v.requires_grad_() for n, v in theta1.items()}
         if safepoint is not None and t + 1 < cfg.iters: safepoint(t + 1, lambda: state(t + 1))
+    change = None  # how far the unit's θ moves before its reconstruction
     if not cfg.reset_theta:
+        change = theta_change({n: p.detach() for n, p in unit.named_parameters() if n in theta}, theta)  # the unit still holds θ⁰
         with torch.no_grad():
             for n, p in unit.named_parameters():
                 if n in theta: p.copy_(theta[n])
     keys = ['L_T', 'L_Q', 'L_val', 'L_margin', 'L_dp', 'sq_change', 'grad_norm']
     return {'meta_iters': cfg.iters, 'meta_time_s': spent + time.perf_counter() - t0, 'epsilon': cfg.losses.margin,
             **{f'meta_{k}': _mean_tail(rows, k) for k in keys}, 'meta_grad_norms': diags, 'meta_history': rows[::max(1, cfg.iters // 50)],
-            'meta_theta_change': None if cfg.reset_theta else theta_change(theta0, theta)}  # where the unit's reconstruction starts from
+            'meta_theta_change': change}
 
 # %% ../nbs/10_meta.ipynb #c288e197
 @torch.no_grad()
