@@ -21,7 +21,7 @@ import argparse, copy, json, time
 import torch
 from torch.func import functional_call
 
-from speed import HERE, apply_malloc, cifar_setup, header, load, med, prepare_unit, write_results
+from speed import HERE, cifar_setup, header, load, med, prepare_unit, write_results
 from metaaug.capture import run_to, tail_after
 from metaaug.losses import kl_val_loss, margin_loss, t_loss_weights, total_t_loss
 from metaaug.meta import CACHEABLE_DP, MetaContext, _dp_term, _round_reg, _stepped, _val_logits, fp_features, fp_outputs, fp_pass, no_param_grads, t_gradient, theta_groups
@@ -114,7 +114,7 @@ def bench_micro(a):
 
 def main(a):
     torch.set_num_threads(a.threads)
-    res = header(malloc_tuned=apply_malloc(a))
+    res = header()
     if 'stages' not in a.skip: res['stages'] = bench_stages(a)
     if 'micro' not in a.skip: res['micro'] = bench_micro(a); print(json.dumps({k: v for k, v in res['micro'].items() if k != 'transform'}), flush=True)
     write_results(a.out, res)
@@ -126,7 +126,6 @@ if __name__ == '__main__':
     p.add_argument('--iters', type=int, default=10, help='timed iterations per stage table')
     p.add_argument('--rounds', type=int, default=4); p.add_argument('--reps', type=int, default=10, help='calls per micro round')
     p.add_argument('--n_calib', type=int, default=256); p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--malloc', choices=['tuned', 'system'], default='tuned', help="tuned: metaaug.core.tune_malloc(); system: glibc's defaults")
     p.add_argument('--skip', nargs='*', default=[], choices=['stages', 'micro'])
     p.add_argument('--out', default=str(HERE / 'results' / 'meta_stages.json'))
     main(p.parse_args())

@@ -14,8 +14,6 @@
   alternated per seed.
 
 Every figure carries os.getloadavg() and the thread count at the time it was measured.
-The process first calls `metaaug.core.tune_malloc()`, as `run_ptq` and the CLI do (`--malloc system` keeps glibc's
-defaults, under which each step faults its freed pages back in); the results record which (`malloc_tuned`).
 
     OMP_NUM_THREADS=1 python benchmarks/speed.py                     # default, ~5 min at 1 thread
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
@@ -28,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, cpu_name, module_device, to_jsonable, tune_malloc
+from metaaug.core import atomic_write_bytes, cpu_name, module_device, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -55,10 +53,6 @@ def timed(fn, dev):
     return time.perf_counter() - t0
 
 def med(xs): return statistics.median(xs) if xs else None
-
-def apply_malloc(a) -> bool:
-    "`tune_malloc()` unless `--malloc system` (glibc's defaults: freed blocks go back to the OS, pages fault in again)."
-    return tune_malloc() if a.malloc == 'tuned' else False
 
 def header(**fields) -> dict:
     "The start of every results file: the command, the versions, `fields`, and the load at the start."
@@ -257,7 +251,7 @@ def resnet50_unit_bytes(unit, size, dtype):
 def memory_child(a):
     "Runs in its own process: build the cache, report peak RSS."
     import torchvision
-    torch.set_num_threads(a.threads); tuned = apply_malloc(a)
+    torch.set_num_threads(a.threads)
     dtype = CACHE_DTYPES[a._mem_child]
     m = torchvision.models.resnet50(weights=None).eval().requires_grad_(False)
     imgs = torch.randn(a.mem_n, 3, a.mem_size, a.mem_size, generator=torch.Generator().manual_seed(0))
@@ -265,7 +259,7 @@ def memory_child(a):
     base, t0 = rss_mb(), time.perf_counter()
     d = cache_unit(m, qm, a.mem_unit, imgs, batch_size=a.mem_batch, store='cpu', dtype=dtype)
     cache = sum(t.numel() * t.element_size() for t in (d.x_fp, d.x_q, d.y))
-    print(json.dumps({'dtype': a._mem_child, 'malloc_tuned': tuned, 'cache_gb': cache / 2**30, 'rss_before_cache_mb': base,
+    print(json.dumps({'dtype': a._mem_child, 'cache_gb': cache / 2**30, 'rss_before_cache_mb': base,
                       'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'capture_s': time.perf_counter() - t0, **load()}))
 
 def bench_memory(a):
@@ -279,7 +273,7 @@ def bench_memory(a):
         if predicted > min(a.mem_limit_gb, mem_available_gb() - 2):
             case.update(allocated=False, note=f'predicted peak {predicted:.1f} GB exceeds the limit; size computed, not allocated', **load())
         else:
-            cmd = [sys.executable, __file__, '--_mem_child', dt] + [f'--{k}={getattr(a, k)}' for k in ('mem_n', 'mem_size', 'mem_unit', 'mem_batch', 'threads', 'malloc')]
+            cmd = [sys.executable, __file__, '--_mem_child', dt] + [f'--{k}={getattr(a, k)}' for k in ('mem_n', 'mem_size', 'mem_unit', 'mem_batch', 'threads')]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode: case.update(allocated=False, error=r.stderr[-2000:], **load())
             else: case.update(allocated=True, **json.loads(r.stdout.strip().splitlines()[-1]))
@@ -296,8 +290,8 @@ def e2e_child(a):
     arch, method, seed = a._e2e_child.split(':')
     cfg = preset('cpu', meta=a.e2e_meta if method == 'metaaug' else None, method=method, wbits=2, abits=2, seed=int(seed), iters=a.e2e_iters)
     if a.e2e_meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.e2e_meta_iters))
-    r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False, keep_freed_memory=a.malloc == 'tuned')
-    print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wall_s', 'quant_s', 'meta_s', 'peak_rss_mb', 'test_top1', 'malloc_tuned')} | load()))
+    r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False)
+    print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wall_s', 'quant_s', 'meta_s', 'peak_rss_mb', 'test_top1')} | load()))
 
 def bench_e2e(a):
     rows = []
@@ -305,7 +299,7 @@ def bench_e2e(a):
         for seed in a.e2e_seeds:  # alternate the methods so both see the same load
             for method in (('geniem', 'metaaug') if seed % 2 == 0 else ('metaaug', 'geniem')):
                 cmd = [sys.executable, __file__, '--_e2e_child', f'{arch}:{method}:{seed}'] + [f'--{k}={getattr(a, k)}' for k in
-                       ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'device', 'threads', 'malloc') if getattr(a, k) is not None]
+                       ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'device', 'threads') if getattr(a, k) is not None]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 rows.append(json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {'arch': arch, 'method': method, 'seed': seed, 'error': r.stderr[-2000:]})
                 print(json.dumps(rows[-1]), flush=True)
@@ -324,7 +318,7 @@ def main(a):
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
     # TF32 convolutions (PyTorch's CUDA default) differ from float32 by ~1e-3 relative, more than the ours-vs-naive check allows
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32
-    res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32, malloc_tuned=apply_malloc(a)) | {'archs': []}
+    res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32) | {'archs': []}
     t0 = time.perf_counter()
     if not {'recon', 'meta'} <= set(a.skip):
         for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev))
@@ -352,7 +346,6 @@ if __name__ == '__main__':
     p.add_argument('--archs', nargs='+', default=['resnet20'], help='CIFAR ResNets for recon and meta (resnet56 is optional)')
     p.add_argument('--skip', nargs='*', default=[], choices=['recon', 'meta', 'memory'])
     p.add_argument('--threads', type=int, default=1); p.add_argument('--device', default='auto')
-    p.add_argument('--malloc', choices=['tuned', 'system'], default='tuned', help="tuned: metaaug.core.tune_malloc(), as run_ptq and the CLI do; system: glibc's defaults")
     p.add_argument('--rounds', type=int, default=3, help='interleaved repetitions per figure')
     p.add_argument('--tf32', action='store_true', help='allow TF32 on CUDA (then the ours-vs-naive check is only good to ~1e-3)')
     p.add_argument('--n_calib', type=int, default=256, help='synthetic calibration images (recon and meta)')

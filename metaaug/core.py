@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device', 'cpu_name',
-           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'tune_malloc', 'Interrupt',
-           'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable',
-           'append_jsonl', 'read_jsonl']
+           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'Interrupt', 'deferred_interrupt',
+           'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl',
+           'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -124,18 +124,6 @@ class Timer:
     "Context manager measuring wall time in seconds (`.s`)."
     def __enter__(self): self.t0 = time.perf_counter(); return self
     def __exit__(self, *exc): self.s = time.perf_counter() - self.t0
-
-# %% ../nbs/00_core.ipynb #5936b81b
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
-
-def tune_malloc(mmap_threshold:int=32 << 20, # bytes: blocks at least this large still get their own mapping (glibc allows up to 32 MiB)
-                trim_threshold:int=2**31 - 1) -> bool: # bytes of free memory at the top of the heap before any of it is returned to the OS
-    "Make glibc's malloc keep and reuse freed memory (`mallopt`) for the rest of the process; True if applied, False without glibc."
-    try:
-        import ctypes, ctypes.util
-        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
-    except (OSError, AttributeError): return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #43b8d749
 class Interrupt:
