@@ -2,7 +2,8 @@
 """PTQ benchmark on a CIFAR ResNet: round-to-nearest, Genie-M and MetaAug over bits, calibration sizes and seeds.
 
 Each run appends one JSON record (metaaug.pipeline.run_ptq) to --out; runs already in the file are skipped, so an
-interrupted benchmark resumes. `--table FILE` renders a file as a markdown table (mean ± std over seeds).
+interrupted benchmark resumes. `--table FILE` renders a file as a markdown table (mean ± std over seeds);
+`--paired FILE ...` compares every MetaAug flavour with Genie-M seed by seed (metaaug.experiments.paired).
 
     # foundation benchmark (issue 2): the exact settings of the reference, then the cpu preset
     python benchmarks/ptq_cifar.py --preset paper --iters 2000 --compile --out benchmarks/results/ptq_resnet20.jsonl
@@ -11,10 +12,12 @@ interrupted benchmark resumes. `--table FILE` renders a file as a markdown table
     python benchmarks/ptq_cifar.py --preset paper --iters 2000 --compile --methods geniem metaaug --bits 2/2 \\
         --n_calib 64 256 1024 --seeds 0 1 2 --out benchmarks/results/metaaug_resnet20.jsonl
     python benchmarks/ptq_cifar.py --table benchmarks/results/ptq_resnet20.jsonl
+    python benchmarks/ptq_cifar.py --paired benchmarks/results/metaaug_grid.jsonl benchmarks/results/metaaug_explore.jsonl
 """
 import argparse, hashlib, itertools, json, statistics
 from pathlib import Path
 from metaaug.core import read_jsonl
+from metaaug.experiments import paired
 from metaaug.meta import META_PRESETS, MetaConfig
 from metaaug.pipeline import preset, run_ptq
 
@@ -95,6 +98,35 @@ def table(path):
               f"{(f'{100*statistics.mean(soft):.1f} %, {100*max(soft):.1f} %') if soft else '—'} | "
               f"{_ms([r['wall_s'] for r in rs])} | {_ms([r.get('meta_s', 0) for r in rs])} | {_ms([r['peak_rss_mb'] for r in rs])} |")
 
+def named_flavour(flavour_json) -> str:
+    "A MetaAug configuration as the nearest named flavour at the `cpu` budget plus the fields that differ from it ('tuned, t_lr=0')."
+    fl = json.loads(flavour_json)
+    def diff(name):
+        ref = flavour(preset('cpu', meta=name).meta.to_dict())
+        return {k: fl.get(k, META_DEFAULTS.get(k.split('.')[0]) if '.' not in k else '(default)') for k in set(fl) | set(ref) if fl.get(k) != ref.get(k)}
+    name = min(META_PRESETS, key=lambda n: len(diff(n)))
+    return ', '.join([name] + [f'{k.split(".")[-1]}={v}' for k, v in sorted(diff(name).items())])
+
+def paired_table(paths):
+    "Every MetaAug flavour against Genie-M on the same setting, machine and seeds (a later record of the same run replaces an earlier one)."
+    runs = {}
+    for p in paths:
+        for r in read_jsonl(p):
+            if r.get('status') == 'ok': runs[key(r) + (r.get('versions', {}).get('cpu'),)] = r  # records before the cpu field: None
+    arms = {}
+    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, seed, cpu
+        arms.setdefault(k[:1] + k[2:8] + k[10:], {}).setdefault((k[1], k[8]), {})[k[9]] = r['test_top1']
+    print('| arch | W/A | N | iters/unit | machine | MetaAug flavour | seeds | MetaAug − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for s, by_arm in sorted(arms.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        base = by_arm.get(('geniem', None))
+        for (method, fl), vals in sorted(by_arm.items(), key=str):
+            if method != 'metaaug' or not base or not set(vals) & set(base): continue
+            pr = paired(base, vals)
+            ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
+            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {named_flavour(fl)} | {len(pr.seeds)} | "
+                  f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--arch', default='resnet20'); p.add_argument('--preset', default='paper')
@@ -109,5 +141,8 @@ if __name__ == '__main__':
     p.add_argument('--checkpoint_every', type=int, default=2000, help='steps between checkpoints inside a unit (0: only between units)')
     p.add_argument('--device', default='auto'); p.add_argument('--out', default='benchmarks/results/ptq_resnet20.jsonl')
     p.add_argument('--quiet', action='store_true'); p.add_argument('--table', metavar='JSONL')
+    p.add_argument('--paired', nargs='+', metavar='JSONL', help='seed-paired MetaAug − Genie-M table over these results files')
     a = p.parse_args()
-    table(a.table) if a.table else run(a)
+    if a.paired: paired_table(a.paired)
+    elif a.table: table(a.table)
+    else: run(a)

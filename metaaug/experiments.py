@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from fastcore.script import call_parse
 
@@ -17,11 +18,11 @@ from .augment import AugmentConfig, parse_augment
 from .pipeline import PTQConfig, preset, run_ptq, with_overrides
 
 # %% auto #0
-__all__ = ['METRICS', 'RUN_FIELDS', 'SCALES', 'W2A2', 'METAAUG', 'SPECS', 'PAPER', 'PAPER_NOTES', 'BACKENDS', 'Cell', 'Spec',
-           'set_path', 'configure', 'Scale', 'Job', 'config_identity', 'run_key', 'cell_job', 'plan', 'load_records',
-           'finished', 'available_cores', 'LocalBackend', 'SerialBackend', 'RayBackend', 'run_job', 'pending',
-           'run_specs', 'cell_values', 'mean_sd', 'render_table', 'plot_sweep', 'plot_bars', 'plot_spec',
-           'experiment_scale', 'metaaug_experiments', 'save_plots']
+__all__ = ['METRICS', 'RUN_FIELDS', 'SCALES', 'W2A2', 'METAAUG', 'SPECS', 'PAPER', 'PAPER_NOTES', 'BACKENDS', 'T975', 'Z975',
+           'Cell', 'Spec', 'set_path', 'configure', 'Scale', 'Job', 'config_identity', 'run_key', 'cell_job', 'plan',
+           'load_records', 'finished', 'available_cores', 'LocalBackend', 'SerialBackend', 'RayBackend', 'run_job',
+           'pending', 'run_specs', 'cell_values', 'mean_sd', 'render_table', 'signflip_p', 'Paired', 'paired',
+           'plot_sweep', 'plot_bars', 'plot_spec', 'experiment_scale', 'metaaug_experiments', 'save_plots']
 
 # %% ../nbs/15_experiments.ipynb #df54011e
 METRICS = ('test_top1', 'calib_top1', 'gap') # what a column can read from a run; gap = calib_top1 - test_top1
@@ -406,6 +407,47 @@ def render_table(spec:Spec|str, # a Spec or a key of SPECS
     lines += ['', f'Ours: {sc.arch}, `{sc.preset}` preset {sc.settings or ""}, N = {sc.n_calib} unless the column says, '
               f'mean ± sd over up to {n} seed(s). (Paper: ImageNet ResNet-18.)']
     return '\n'.join(lines + [x for x in (spec.note, PAPER_NOTES.get(spec.name, '')) if x])
+
+# %% ../nbs/15_experiments.ipynb #66a56847
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # Student's t, 0.975 quantile, 1..30 degrees of freedom
+Z975 = 1.960  # the normal quantile, used beyond 30 degrees of freedom
+
+def signflip_p(diffs:Sequence[float], # paired differences
+               exact_max:int=16, # up to this many differences, every sign pattern is enumerated
+               draws:int=100_000, # beyond: this many random patterns
+               seed:int=0) -> float: # seed of those patterns
+    "Two-sided p-value of a zero mean difference: the fraction of sign patterns on `diffs` whose mean is at least as far from 0."
+    d = np.asarray(diffs, dtype=float); n = len(d)
+    if n == 0: raise ConfigError('diffs: no paired differences (the two arms share no seed)')
+    if n <= exact_max: signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    else: signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(draws, n))
+    return float(np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-9 * max(1.0, float(np.abs(d).sum()))))
+
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    "Seed-paired differences b − a and what they say."
+    seeds:tuple # the seeds both arms have, sorted
+    diffs:tuple # b − a on each of them
+    mean:float # mean difference
+    sd:float|None # sample standard deviation of the differences (None for one seed)
+    ci95:tuple|None # 95 % Student-t interval of the mean difference (None for one seed)
+    wins:int # seeds where b > a
+    p:float # two-sided sign-flip p-value (`signflip_p`)
+    def __str__(self):
+        ci = '' if self.ci95 is None else f', 95 % CI [{self.ci95[0]:+.2f}, {self.ci95[1]:+.2f}]'
+        return f"{self.mean:+.2f}{f' ± {self.sd:.2f}' if self.sd is not None else ''} (n = {len(self.seeds)}{ci}, {self.wins} of {len(self.seeds)} above, p = {self.p:.3g})"
+
+def paired(a:dict, # seed -> value of the baseline arm
+           b:dict) -> Paired: # seed -> value of the compared arm
+    "The paired comparison of `b` against `a` over the seeds both have."
+    seeds = tuple(sorted(set(a) & set(b)))
+    if not seeds: raise ConfigError(f'paired: the arms share no seed (baseline has {sorted(a)}, the other {sorted(b)})')
+    d = [b[s] - a[s] for s in seeds]; n = len(d)
+    mean, sd = statistics.fmean(d), (statistics.stdev(d) if n > 1 else None)
+    half = None if sd is None else (T975[n - 2] if n - 1 <= len(T975) else Z975) * sd / n**0.5
+    return Paired(seeds, tuple(d), mean, sd, None if half is None else (mean - half, mean + half),
+                  sum(x > 0 for x in d), signflip_p(d))
 
 # %% ../nbs/15_experiments.ipynb #c74534bf
 def _ax(ax):
