@@ -19,7 +19,7 @@ from .transform import TransformConfig, UNet, sq_change_per_image
 __all__ = ['WARMUP_SNAPSHOT', 'META_TERMS', 'METHOD_ORDER', 'TSnapshots', 'build_T', 'apply_T', 'save_snapshots',
            'load_snapshots', 'to_pixels', 'amplified_change', 'tile', 'pair_rows', 'plot_pairs', 'plot_change_hist',
            'unit_series', 'plot_recon_history', 'plot_meta_history', 'plot_unit_times', 'accuracy_summary',
-           'plot_accuracy']
+           'plot_accuracy', 'plot_paired']
 
 # %% ../nbs/16_views.ipynb #33daaea7
 WARMUP_SNAPSHOT = 'warm-up' # name of the snapshot of T before the first meta phase
@@ -227,3 +227,21 @@ def plot_accuracy(results, # path of a results file, or a list of records
     ax.axhline(s[0]['fp'], color='k', ls='--', lw=1, label=f"FP {s[0]['fp']:.1f}")
     ax.set_xticks(range(len(bits)), [f'W{w}/A{a}' for w, a in bits]); ax.set_ylabel('test top-1 (%)')
     ax.legend(fontsize=7); return ax
+
+# %% ../nbs/16_views.ipynb #ff9d8b82
+def plot_paired(comparisons:dict, # label -> `metaaug.experiments.Paired` (second arm − baseline, per seed)
+                ax=None, # matplotlib Axes (None: a new figure)
+                unit:str='top-1 points'): # what the differences measure, for the axis label
+    "One row per comparison: each seed's difference (dots), the mean with its 95 % interval, and zero; returns the Axes."
+    if not comparisons: raise MetaAugError('comparisons: nothing to plot; pass {label: paired(baseline, other)}')
+    if ax is None: _, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * len(comparisons)))
+    n = len(comparisons)
+    for i, p in enumerate(comparisons.values()):
+        y = n - 1 - i
+        ax.scatter(p.diffs, np.full(len(p.diffs), y - 0.18), s=14, color='C0', alpha=0.7, zorder=3)
+        lo, hi = p.ci95 if p.ci95 is not None else (p.mean, p.mean)
+        ax.errorbar([p.mean], [y], xerr=[[p.mean - lo], [hi - p.mean]], fmt='D', ms=5, capsize=3, zorder=4,
+                    color='C3' if p.p < 0.05 else 'k')
+    ax.axvline(0, color='grey', lw=1, ls='--')
+    ax.set_yticks(range(n), [f'{l}  (n = {len(p.seeds)}, p = {p.p:.2g})' for l, p in reversed(list(comparisons.items()))], fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4); ax.set_xlabel(f'difference per seed ({unit})'); return ax
