@@ -18,6 +18,7 @@ import argparse, hashlib, itertools, json, statistics
 from pathlib import Path
 from metaaug.core import read_jsonl
 from metaaug.experiments import paired
+from metaaug.augment import parse_augment
 from metaaug.meta import META_PRESETS, MetaConfig
 from metaaug.pipeline import preset, run_ptq
 
@@ -37,8 +38,16 @@ def flavour(meta:dict) -> dict:
 def key(r):
     c = r['config']
     fl = json.dumps(flavour(c['meta']), sort_keys=True) if r['method'] == 'metaaug' else None
+    aug = c.get('augment', {})  # records before augmentation existed have none
+    aug = json.dumps(aug, sort_keys=True) if aug.get('name', 'none') != 'none' else None
     return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
-            c['recon']['batch_size'], fl, r['seed'])
+            c['recon']['batch_size'], fl, aug, r['seed'])
+
+def augment_label(aug_json, method) -> str:
+    "' + randaugment:photometric' (for Genie-M also ', batch ×2' when its batch grows with the copies), or '' without augmentation."
+    if aug_json is None: return ''
+    a = json.loads(aug_json)
+    return f" + {a['name']}{':' + a['ops'] if a['ops'] != 'all' else ''}" + (f", batch ×{1 + a['copies']}" if a['scale_batch'] and method == 'geniem' else '')
 
 def run(a):
     out = Path(a.out)
@@ -46,7 +55,8 @@ def run(a):
     for method, bits, n, seed in itertools.product(a.methods, a.bits, a.n_calib, a.seeds):
         w, ab = map(int, bits.split('/'))
         cfg = preset(a.preset, meta=a.meta if method == 'metaaug' else None, method=method, wbits=w, abits=ab,
-                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile)
+                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile,
+                     augment=parse_augment(a.augment, scale_batch=a.augment_batch == 'scaled') if a.augment else None)
         if a.meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.meta_iters))
         if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set, cfg.meta)))
         probe = {'arch': a.arch, 'method': method, 'wbits': w, 'abits': ab, 'n_calib': n, 'seed': seed,
@@ -91,7 +101,7 @@ def table(path):
     order = {'rtn': 0, 'geniem': 1, 'metaaug': 2}
     for k, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][4], -kv[0][2], -kv[0][3], order[kv[0][1]], kv[0][6])):
         soft = [u['soft_fraction'] for r in rs for u in r['units'] if u.get('soft_fraction') is not None]
-        name = k[1] + (f' ({_label(k[8])})' if k[8] else '')
+        name = k[1] + (f' ({_label(k[8])})' if k[8] else '') + augment_label(k[9], k[1])
         print(f"| {k[0]} | {name} | {k[2]}/{k[3]} | {k[4]} | {k[5]} | {k[6] if k[1] != 'rtn' else '—'} | {len(rs)} | "
               f"{_ms([r['test_top1'] for r in rs])} | {_ms([r['calib_top1'] for r in rs])} | "
               f"{rs[0]['fp_top1']:.2f} / {rs[0]['fp_calib_top1']:.2f} | "
@@ -108,23 +118,23 @@ def named_flavour(flavour_json) -> str:
     return ', '.join([name] + [f'{k.split(".")[-1]}={v}' for k, v in sorted(diff(name).items())])
 
 def paired_table(paths):
-    "Every MetaAug flavour against Genie-M on the same setting, machine and seeds (a later record of the same run replaces an earlier one)."
+    "Every MetaAug flavour and every '+ X' against plain Genie-M on the same setting, machine and seeds (a later record of the same run replaces an earlier one)."
     runs = {}
     for p in paths:
         for r in read_jsonl(p):
             if r.get('status') == 'ok': runs[key(r) + (r.get('versions', {}).get('cpu'),)] = r  # records before the cpu field: None
     arms = {}
-    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, seed, cpu
-        arms.setdefault(k[:1] + k[2:8] + k[10:], {}).setdefault((k[1], k[8]), {})[k[9]] = r['test_top1']
-    print('| arch | W/A | N | iters/unit | machine | MetaAug flavour | seeds | MetaAug − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
+    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, augment, seed, cpu
+        arms.setdefault(k[:1] + k[2:8] + k[11:], {}).setdefault((k[1], k[8], k[9]), {})[k[10]] = r['test_top1']
+    print('| arch | W/A | N | iters/unit | machine | method | seeds | − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for s, by_arm in sorted(arms.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        base = by_arm.get(('geniem', None))
-        for (method, fl), vals in sorted(by_arm.items(), key=str):
-            if method != 'metaaug' or not base or not set(vals) & set(base): continue
+        base = by_arm.get(('geniem', None, None))
+        for (method, fl, aug), vals in sorted(by_arm.items(), key=str):
+            if (method, fl, aug) == ('geniem', None, None) or method == 'rtn' or not base or not set(vals) & set(base): continue
             pr = paired(base, vals)
             ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
-            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {named_flavour(fl)} | {len(pr.seeds)} | "
+            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)} | {len(pr.seeds)} | "
                   f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
 
 if __name__ == '__main__':
@@ -136,6 +146,8 @@ if __name__ == '__main__':
     p.add_argument('--batch_size', type=int, default=None); p.add_argument('--n_test', type=int, default=None)
     p.add_argument('--meta', default=None, help='MetaAug flavour: ' + ', '.join(META_PRESETS) + ' (default: official)'); p.add_argument('--meta_iters', type=int, default=None)
     p.add_argument('--meta_set', nargs='*', default=[], metavar='FIELD=VALUE', help='MetaConfig overrides, e.g. t_lr=1e-4 transform.residual=true')
+    p.add_argument('--augment', default=None, metavar='X', help="Genie-M + X / MetaAug + X, e.g. randaugment:photometric (metaaug.augment.parse_augment)")
+    p.add_argument('--augment_batch', choices=['scaled', 'same'], default='scaled', help="Genie-M + X: batch × (1 + copies) as MetaAug's official doubling, or the same batch drawn from originals ∪ copies")
     p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None, help="fused activation quantizers (torch.compile); default: the preset's")
     p.add_argument('--checkpoint_dir', default=None, help='one checkpoint per run here; a run whose checkpoint exists resumes from it')
     p.add_argument('--checkpoint_every', type=int, default=2000, help='steps between checkpoints inside a unit (0: only between units)')
