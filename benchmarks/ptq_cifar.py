@@ -114,7 +114,7 @@ def named_flavour(flavour_json) -> str:
     def diff(name):
         ref = flavour(preset('cpu', meta=name).meta.to_dict())
         return {k: fl.get(k, META_DEFAULTS.get(k.split('.')[0]) if '.' not in k else '(default)') for k in set(fl) | set(ref) if fl.get(k) != ref.get(k)}
-    name = min(META_PRESETS, key=lambda n: len(diff(n)))
+    name = min(reversed(list(META_PRESETS)), key=lambda n: len(diff(n)))  # a tie goes to the later, derived flavour (tuned over paper)
     return ', '.join([name] + [f'{k.split(".")[-1]}={v}' for k, v in sorted(diff(name).items())])
 
 def paired_table(paths):
