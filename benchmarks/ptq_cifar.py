@@ -22,18 +22,20 @@ from metaaug.augment import parse_augment
 from metaaug.meta import META_PRESETS, MetaConfig
 from metaaug.pipeline import preset, run_ptq
 
-META_DEFAULTS = MetaConfig().to_dict()  # what a flavour is compared with
-
 BUDGET_ONLY = ('diag_every', 'warmup_steps', 'warmup_threshold', 'warmup_patience')  # how T's warm-up ran and how often diagnostics were taken: not the flavour
+
+def flat(meta:dict) -> dict:
+    "A MetaConfig dict with its sub-configs flattened to 'losses.kl_weight' keys, budget-only fields dropped."
+    out = {}
+    for k, v in meta.items():
+        if k not in BUDGET_ONLY: out.update({f'{k}.{k2}': v2 for k2, v2 in v.items()} if isinstance(v, dict) else {k: v})
+    return out
+
+META_DEFAULTS = flat(MetaConfig().to_dict())  # what a flavour is compared with
 
 def flavour(meta:dict) -> dict:
     "A MetaAug configuration as the fields that differ from the official defaults (fields added later compare equal at their default)."
-    ref, out = META_DEFAULTS, {}
-    for k, v in meta.items():
-        if k in BUDGET_ONLY: continue
-        if isinstance(v, dict): out.update({f'{k}.{k2}': v2 for k2, v2 in v.items() if ref[k].get(k2) != v2})
-        elif ref.get(k) != v: out[k] = v
-    return out
+    return {k: v for k, v in flat(meta).items() if META_DEFAULTS.get(k) != v}
 
 def key(r):
     c = r['config']
@@ -110,10 +112,10 @@ def table(path):
 
 def named_flavour(flavour_json) -> str:
     "A MetaAug configuration as the nearest named flavour at the `cpu` budget plus the fields that differ from it ('tuned, t_lr=0')."
-    fl = json.loads(flavour_json)
+    full = META_DEFAULTS | json.loads(flavour_json)
     def diff(name):
-        ref = flavour(preset('cpu', meta=name).meta.to_dict())
-        return {k: fl.get(k, META_DEFAULTS.get(k.split('.')[0]) if '.' not in k else '(default)') for k in set(fl) | set(ref) if fl.get(k) != ref.get(k)}
+        ref = flat(preset('cpu', meta=name).meta.to_dict())
+        return {k: v for k, v in full.items() if ref.get(k) != v}
     name = min(reversed(list(META_PRESETS)), key=lambda n: len(diff(n)))  # a tie goes to the later, derived flavour (tuned over paper)
     return ', '.join([name] + [f'{k.split(".")[-1]}={v}' for k, v in sorted(diff(name).items())])
 

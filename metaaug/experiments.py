@@ -21,8 +21,8 @@ from .pipeline import PTQConfig, preset, run_ptq, with_overrides
 __all__ = ['METRICS', 'RUN_FIELDS', 'SCALES', 'W2A2', 'METAAUG', 'SPECS', 'PAPER', 'PAPER_NOTES', 'BACKENDS', 'T975', 'Z975',
            'Cell', 'Spec', 'set_path', 'configure', 'Scale', 'Job', 'config_identity', 'run_key', 'cell_job', 'plan',
            'load_records', 'finished', 'available_cores', 'LocalBackend', 'SerialBackend', 'RayBackend', 'run_job',
-           'pending', 'run_specs', 'cell_values', 'mean_sd', 'render_table', 'signflip_p', 'Paired', 'paired',
-           'plot_sweep', 'plot_bars', 'plot_spec', 'experiment_scale', 'metaaug_experiments', 'save_plots']
+           'pending', 'run_specs', 'cell_values', 'mean_sd', 'render_table', 'signflip_p', 'Paired', 'seed_values',
+           'paired', 'plot_sweep', 'plot_bars', 'plot_spec', 'experiment_scale', 'metaaug_experiments', 'save_plots']
 
 # %% ../nbs/15_experiments.ipynb #df54011e
 METRICS = ('test_top1', 'calib_top1', 'gap') # what a column can read from a run; gap = calib_top1 - test_top1
@@ -437,6 +437,16 @@ class Paired:
     def __str__(self):
         ci = '' if self.ci95 is None else f', 95 % CI [{self.ci95[0]:+.2f}, {self.ci95[1]:+.2f}]'
         return f"{self.mean:+.2f}{f' ± {self.sd:.2f}' if self.sd is not None else ''} (n = {len(self.seeds)}{ci}, {self.wins} of {len(self.seeds)} above, p = {self.p:.3g})"
+
+def _field(rec, path):
+    for k in path.split('.'): rec = rec.get(k) if isinstance(rec, dict) else None
+    return rec
+
+def seed_values(records, # run records (`load_records` takes a file too)
+                where:dict, # field -> value the record must have; a dotted name reaches inside ('config.meta.t_lr')
+                metric:str='test_top1') -> dict: # what to collect
+    "seed -> `metric` of the successful records that match `where` (a later record of a seed replaces an earlier one): one arm of `paired`."
+    return {r['seed']: r[metric] for r in load_records(records) if r.get('status') == 'ok' and all(_field(r, k) == v for k, v in where.items())}
 
 def paired(a:dict, # seed -> value of the baseline arm
            b:dict) -> Paired: # seed -> value of the compared arm
