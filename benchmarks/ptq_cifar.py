@@ -42,8 +42,11 @@ def key(r):
     fl = json.dumps(flavour(c['meta']), sort_keys=True) if r['method'] == 'metaaug' else None
     aug = c.get('augment', {})  # records before augmentation existed have none
     aug = json.dumps(aug, sort_keys=True) if aug.get('name', 'none') != 'none' else None
+    low = c['recon'].get('compute_dtype', 'float32')  # records before the field: float32
     return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
-            c['recon']['batch_size'], fl, aug, r['seed'])
+            c['recon']['batch_size'], fl, aug, None if low == 'float32' else low, r['seed'])
+
+def dtype_label(dtype) -> str: return f', {dtype} reconstruction' if dtype else ''
 
 def augment_label(aug_json, method) -> str:
     "' + randaugment:photometric' (for Genie-M also ', batch ×2' when its batch grows with the copies), or '' without augmentation."
@@ -57,7 +60,7 @@ def run(a):
     for method, bits, n, seed in itertools.product(a.methods, a.bits, a.n_calib, a.seeds):
         w, ab = map(int, bits.split('/'))
         cfg = preset(a.preset, meta=a.meta if method == 'metaaug' else None, method=method, wbits=w, abits=ab,
-                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile,
+                     iters=a.iters, round_lr=a.round_lr, seed=seed, batch_size=a.batch_size, compile=a.compile, compute_dtype=a.recon_dtype,
                      augment=parse_augment(a.augment, scale_batch=a.augment_batch == 'scaled') if a.augment else None)
         if a.meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.meta_iters))
         if a.meta_set: cfg = cfg.replace(meta=cfg.meta.replace(**meta_overrides(a.meta_set, cfg.meta)))
@@ -103,7 +106,7 @@ def table(path):
     order = {'rtn': 0, 'geniem': 1, 'metaaug': 2}
     for k, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][4], -kv[0][2], -kv[0][3], order[kv[0][1]], kv[0][6])):
         soft = [u['soft_fraction'] for r in rs for u in r['units'] if u.get('soft_fraction') is not None]
-        name = k[1] + (f' ({_label(k[8])})' if k[8] else '') + augment_label(k[9], k[1])
+        name = k[1] + (f' ({_label(k[8])})' if k[8] else '') + augment_label(k[9], k[1]) + dtype_label(k[10])
         print(f"| {k[0]} | {name} | {k[2]}/{k[3]} | {k[4]} | {k[5]} | {k[6] if k[1] != 'rtn' else '—'} | {len(rs)} | "
               f"{_ms([r['test_top1'] for r in rs])} | {_ms([r['calib_top1'] for r in rs])} | "
               f"{rs[0]['fp_top1']:.2f} / {rs[0]['fp_calib_top1']:.2f} | "
@@ -126,17 +129,17 @@ def paired_table(paths):
         for r in read_jsonl(p):
             if r.get('status') == 'ok': runs[key(r) + (r.get('versions', {}).get('cpu'),)] = r  # records before the cpu field: None
     arms = {}
-    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, augment, seed, cpu
-        arms.setdefault(k[:1] + k[2:8] + k[11:], {}).setdefault((k[1], k[8], k[9]), {})[k[10]] = r['test_top1']
+    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, augment, dtype, seed, cpu
+        arms.setdefault(k[:1] + k[2:8] + k[12:], {}).setdefault((k[1], k[8], k[9], k[10]), {})[k[11]] = r['test_top1']
     print('| arch | W/A | N | iters/unit | machine | method | seeds | − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for s, by_arm in sorted(arms.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        base = by_arm.get(('geniem', None, None))
-        for (method, fl, aug), vals in sorted(by_arm.items(), key=str):
-            if (method, fl, aug) == ('geniem', None, None) or method == 'rtn' or not base or not set(vals) & set(base): continue
+        base = by_arm.get(('geniem', None, None, None))
+        for (method, fl, aug, low), vals in sorted(by_arm.items(), key=str):
+            if (method, fl, aug, low) == ('geniem', None, None, None) or method == 'rtn' or not base or not set(vals) & set(base): continue
             pr = paired(base, vals)
             ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
-            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)} | {len(pr.seeds)} | "
+            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)}{dtype_label(low)} | {len(pr.seeds)} | "
                   f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
 
 if __name__ == '__main__':
@@ -150,6 +153,7 @@ if __name__ == '__main__':
     p.add_argument('--meta_set', nargs='*', default=[], metavar='FIELD=VALUE', help='MetaConfig overrides, e.g. t_lr=1e-4 transform.residual=true')
     p.add_argument('--augment', default=None, metavar='X', help="Genie-M + X / MetaAug + X, e.g. randaugment:photometric (metaaug.augment.parse_augment)")
     p.add_argument('--augment_batch', choices=['scaled', 'same'], default='scaled', help="Genie-M + X: batch × (1 + copies) as MetaAug's official doubling, or the same batch drawn from originals ∪ copies")
+    p.add_argument('--recon_dtype', choices=['float32', 'bfloat16'], default=None, help="reconstruction steps' compute dtype (ReconConfig.compute_dtype); default: the preset's, float32")
     p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None, help="fused activation quantizers (torch.compile); default: the preset's")
     p.add_argument('--checkpoint_dir', default=None, help='one checkpoint per run here; a run whose checkpoint exists resumes from it')
     p.add_argument('--checkpoint_every', type=int, default=2000, help='steps between checkpoints inside a unit (0: only between units)')

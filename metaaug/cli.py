@@ -46,6 +46,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                 iters:int=None, # reconstruction iterations per unit (default: the preset's)
                 batch_size:int=None, # samples per reconstruction step (default: the preset's, 32)
                 round_lr:float=None, # Adam lr of the rounding logits (default: the preset's)
+                compute_dtype:str=None, # reconstruction steps compute in float32 (default) or bfloat16 (autocast: faster on AMX CPUs and GPUs)
                 policy:str=None, # 8-bit layers: qdrop (default) or brecq
                 seed:int=0, # seed of the calibration draw, mini-batches and QDrop masks
                 preset:str='cpu', # named settings: cpu (2,000 iterations), paper (20,000), smoke
@@ -62,7 +63,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
     with cli_errors('metaaug_ptq'):
         mcfg = {'iters': meta_iters} if meta_iters is not None else {}
         cfg = globals()['preset'](preset, meta=meta, method=method, wbits=wbits, abits=abits, iters=iters, batch_size=batch_size,
-                                  round_lr=round_lr, policy=policy, seed=seed, augment=parse_augment(augment) if augment else None)
+                                  round_lr=round_lr, compute_dtype=compute_dtype, policy=policy, seed=seed, augment=parse_augment(augment) if augment else None)
         if mcfg: cfg = cfg.replace(meta=cfg.meta.replace(**mcfg))
         r = run_ptq(arch, cfg, weights=weights, data=data, n_calib=n_calib, n_test=n_test, device=device,
                     out=out, save=save, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, bad_files='skip' if skip_bad_images else 'error',

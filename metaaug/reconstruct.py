@@ -4,21 +4,24 @@
 
 # %% ../nbs/07_reconstruct.ipynb #d20e1253
 from __future__ import annotations
-import math, time
+import math, time, warnings
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import Config, MetaAugError, SafePoint, check_range, module_device, progress
+from .core import Config, MetaAugError, SafePoint, check_choice, check_range, module_device, native_bf16, progress
 from .quantizers import round_loss, qdrop_mix
 from .wrap import QuantLayer, set_mode, calibrating
 from .capture import UnitData
 from .quantizers import ActQuantizer
 
 # %% auto #0
-__all__ = ['ReconConfig', 'recon_loss', 'round_beta', 'Batches', 'fire', 'NonFiniteLossError', 'soft_fraction', 'reconstruct']
+__all__ = ['RECON_DTYPES', 'ReconConfig', 'recon_loss', 'round_beta', 'Batches', 'fire', 'NonFiniteLossError', 'soft_fraction',
+           'reconstruct']
 
 # %% ../nbs/07_reconstruct.ipynb #f7c20c7b
+RECON_DTYPES = ('float32', 'bfloat16') # what a reconstruction step's convolutions and linears compute in
+
 @dataclass(frozen=True)
 class ReconConfig(Config):
     "Hyper-parameters of the reconstruction of one unit."
@@ -35,12 +38,13 @@ class ReconConfig(Config):
     log_every:int=50 # iterations between history entries (and non-finite checks)
     channels_last:bool=False # run 4-D batches in channels-last layout (no gain measured on 2-core CPU; try on GPU)
     compile:bool=False # fuse the activation quantizers with torch.compile (~20 s once per process; faster steps)
+    compute_dtype:str='float32' # RECON_DTYPES: 'bfloat16' runs the step's forward under autocast (parameters, targets and loss stay float32); fast only on bfloat16 hardware (AMX / AVX512-BF16 CPUs, GPUs). Not in the paper
     def validate(self):
         check_range('iters', self.iters, 0, integer=True); check_range('batch_size', self.batch_size, 1, integer=True)
         for f in ('w_lr', 'a_lr', 'round_lr', 'round_weight'): check_range(f, getattr(self, f), 0)
         check_range('warmup', self.warmup, 0, 1); check_range('input_drop', self.input_drop, 0, 1)
         check_range('beta_end', self.beta_end, 0); check_range('beta_start', self.beta_start, self.beta_end)
-        check_range('log_every', self.log_every, 1, integer=True)
+        check_range('log_every', self.log_every, 1, integer=True); check_choice('compute_dtype', self.compute_dtype, RECON_DTYPES)
 
 # %% ../nbs/07_reconstruct.ipynb #b2a30198
 def recon_loss(out:Tensor, target:Tensor) -> Tensor:
@@ -121,6 +125,9 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
     state = lambda t: {'step': t, 'opt': opt.state_dict(), 'opt_v': opt_v.state_dict(), 'sched': sched.state_dict(),
                        'batches': idx_iter.state(), 'history': hist, 'run_rec': run_rec, 'run_reg': run_reg,
                        'time_s': spent + time.perf_counter() - t0}
+    low = cfg.compute_dtype == 'bfloat16'
+    if low and not native_bf16(dev):
+        warnings.warn(f"compute_dtype: 'bfloat16' on a {dev.type} without bfloat16 hardware is emulated and slower than 'float32'", stacklevel=2)
     set_mode(unit, 'soft', qdrop=True)
     for a in unit.modules():
         if isinstance(a, ActQuantizer): a.compiled = cfg.compile
@@ -128,7 +135,8 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
         idx = next(idx_iter)
         xq, xf, y = (_batch(a, idx, dev, cfg.channels_last) for a in (data.x_q, data.x_fp, data.y))
         x = qdrop_mix(xf, xq, cfg.input_drop) if cfg.input_drop > 0 else xq
-        rec = recon_loss(unit(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=low): out = unit(x)
+        rec = recon_loss(out.float(), y)
         beta = round_beta(t, cfg)
         reg = cfg.round_weight * sum(round_loss(w.logits, beta) for w in wqs) if beta is not None and wqs else torch.zeros((), device=dev)
         opt.zero_grad(set_to_none=True); opt_v.zero_grad(set_to_none=True)
