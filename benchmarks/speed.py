@@ -4,7 +4,9 @@
 - recon: Genie-M reconstruction iterations/s per unit, and its efficiency = FLOP/s of a reconstruction step ÷ FLOP/s
   of a micro-benchmark running the unit's conv/linear shapes alone (same batch, fwd + the same backward passes,
   contiguous and channels-last; the better layout is the denominator). Both do the same FLOPs, so the efficiency is
-  t_micro / t_recon per interleaved round (median over rounds).
+  t_micro / t_recon per interleaved round (median over rounds). Where bfloat16 is native (AMX / AVX512-BF16 CPUs,
+  GPUs; `--recon_bf16` forces it on or off) also the same steps with `ReconConfig.compute_dtype='bfloat16'`: their
+  speed-up over float32 and their efficiency against bfloat16 convs of the same shapes.
 - meta: MetaAug meta-iteration time, ours (`meta_step` as the pipeline runs it: FP BatchNorms folded by `fold_bn`, T
   channels-last) vs the naive full-forward step (`naive_meta_step`, unfolded FP, contiguous T), per unit and flavour, interleaved rounds of `--meta_iters` iterations each; before timing, one step of each on the same T
   (QDrop off) checks the losses and T's gradient agree.
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, cpu_name, module_device, to_jsonable
+from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -106,13 +108,13 @@ def shape_flops(s):
     else: macs = s['x'][0] * s['w'][0] * s['w'][1]
     return 2 * macs * (2 + int(s['input_grad']))
 
-def micro_tensors(shapes, dev, channels_last):
+def micro_tensors(shapes, dev, channels_last, dtype=torch.float32):
     g = torch.Generator().manual_seed(0)
     out = []
     for s in shapes:
-        x, w = torch.randn(s['x'], generator=g).to(dev), (0.1 * torch.randn(s['w'], generator=g)).to(dev)
+        x, w = torch.randn(s['x'], generator=g).to(dev, dtype), (0.1 * torch.randn(s['w'], generator=g)).to(dev, dtype)
         if channels_last and x.dim() == 4: x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
-        b = torch.zeros(s['w'][0], device=dev) if s['bias'] else None
+        b = torch.zeros(s['w'][0], device=dev, dtype=dtype) if s['bias'] else None
         out.append((x.requires_grad_(s['input_grad']), w.requires_grad_(), b))
     return out
 
@@ -125,30 +127,44 @@ def micro_steps(shapes, tensors, k):
             x.grad = w.grad = None
 
 def bench_recon(unit, d, a, dev, name):
-    "Interleaved rounds: k recon steps (contiguous, channels-last), k micro steps (contiguous, channels-last)."
+    """Interleaved rounds: k recon steps (contiguous, channels-last), k micro steps (contiguous, channels-last); with
+    `a.bf16` also k recon steps with `compute_dtype='bfloat16'` and k bfloat16 micro steps (both layouts)."""
     shapes = layer_shapes(unit, d, a.recon_batch, dev)
     flops = sum(shape_flops(s) for s in shapes)
     cfg = preset('cpu').recon.replace(iters=a.recon_iters, log_every=a.recon_iters, batch_size=a.recon_batch, compile=a.compile)
     tens = {cl: micro_tensors(shapes, dev, cl) for cl in (False, True)}
+    if a.bf16: tens |= {('bf16', cl): micro_tensors(shapes, dev, cl, torch.bfloat16) for cl in (False, True)}
     gen = torch.Generator().manual_seed(0)
-    def recon(cl): reconstruct(unit, d, cfg.replace(channels_last=cl), name=name, generator=gen, show_progress=False)
+    def recon(cl, dtype='float32'): reconstruct(unit, d, cfg.replace(channels_last=cl, compute_dtype=dtype), name=name, generator=gen, show_progress=False)
     recon(False); micro_steps(shapes, tens[False], 1); micro_steps(shapes, tens[True], 1)  # warm-up (and compile)
-    t = {k: [] for k in ('recon', 'recon_cl', 'micro', 'micro_cl')}
+    if a.bf16: recon(False, 'bfloat16'); micro_steps(shapes, tens['bf16', False], 1); micro_steps(shapes, tens['bf16', True], 1)
+    t = {k: [] for k in ('recon', 'recon_cl', 'micro', 'micro_cl', 'recon_bf16', 'micro_bf16', 'micro_bf16_cl')}
     loads = []
     for _ in range(a.rounds):
         t['recon'].append(timed(lambda: recon(False), dev)); t['recon_cl'].append(timed(lambda: recon(True), dev))
         t['micro'].append(timed(lambda: micro_steps(shapes, tens[False], a.recon_iters), dev))
         t['micro_cl'].append(timed(lambda: micro_steps(shapes, tens[True], a.recon_iters), dev))
+        if a.bf16:
+            t['recon_bf16'].append(timed(lambda: recon(False, 'bfloat16'), dev))
+            t['micro_bf16'].append(timed(lambda: micro_steps(shapes, tens['bf16', False], a.recon_iters), dev))
+            t['micro_bf16_cl'].append(timed(lambda: micro_steps(shapes, tens['bf16', True], a.recon_iters), dev))
         loads.append(load())
     k = a.recon_iters
     best_micro = [min(m, mc) for m, mc in zip(t['micro'], t['micro_cl'])]
+    bf16 = {}
+    if a.bf16:
+        best16 = [min(m, mc) for m, mc in zip(t['micro_bf16'], t['micro_bf16_cl'])]
+        bf16 = {'recon_bf16_it_s': k / med(t['recon_bf16']), 'bf16_speedup': med([r / r16 for r, r16 in zip(t['recon'], t['recon_bf16'])]),
+                'micro_bf16_gflop_s': flops * k / min(med(t['micro_bf16']), med(t['micro_bf16_cl'])) / 1e9,
+                'efficiency_bf16': med([m / r for m, r in zip(best16, t['recon_bf16'])]),  # against bfloat16 convs of the same shapes
+                'efficiency_bf16_vs_float32_convs': med([m / r for m, r in zip(best_micro, t['recon_bf16'])])}
     return {'unit': name, 'batch': a.recon_batch, 'compile': a.compile, 'flops_per_step': flops,
             'recon_it_s': k / med(t['recon']), 'recon_cl_it_s': k / med(t['recon_cl']),
             'recon_gflop_s': flops * k / med(t['recon']) / 1e9,
             'micro_gflop_s': flops * k / med(t['micro']) / 1e9, 'micro_cl_gflop_s': flops * k / med(t['micro_cl']) / 1e9,
             'efficiency': med([m / r for m, r in zip(best_micro, t['recon'])]),
             'efficiency_cl': med([m / r for m, r in zip(best_micro, t['recon_cl'])]),
-            'micro_cl_over_contiguous': med([m / mc for m, mc in zip(t['micro'], t['micro_cl'])]),
+            'micro_cl_over_contiguous': med([m / mc for m, mc in zip(t['micro'], t['micro_cl'])]), **bf16,
             'layers': len(shapes), 'rounds': a.rounds, 'iters_per_round': k, 'load': loads[-1], 'load_per_round': loads}
 
 # ---------------------------------------------------------------- meta iteration: ours vs naive
@@ -318,6 +334,7 @@ def main(a):
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
     # TF32 convolutions (PyTorch's CUDA default) differ from float32 by ~1e-3 relative, more than the ours-vs-naive check allows
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    a.bf16 = native_bf16(dev) if a.recon_bf16 is None else a.recon_bf16
     res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32) | {'archs': []}
     t0 = time.perf_counter()
     if not {'recon', 'meta'} <= set(a.skip):
@@ -333,6 +350,9 @@ def summary(res):
     for r in res['archs']:
         if r['recon']: s[f"{r['arch']} recon efficiency (median over units)"] = med([u['efficiency'] for u in r['recon']])
         if r['recon']: s[f"{r['arch']} recon it/s per unit"] = {u['unit']: round(u['recon_it_s'], 1) for u in r['recon']}
+        if r['recon'] and 'bf16_speedup' in r['recon'][0]:
+            s[f"{r['arch']} recon bfloat16 speed-up per unit"] = {u['unit']: round(u['bf16_speedup'], 2) for u in r['recon']}
+            s[f"{r['arch']} recon bfloat16 efficiency against bfloat16 convs (median over units)"] = med([u['efficiency_bf16'] for u in r['recon']])
         for fl in {m['flavour'] for m in r['meta']}:
             ms = [m for m in r['meta'] if m['flavour'] == fl]
             s[f"{r['arch']} meta speedup ours vs naive, {fl}"] = {m['unit']: round(m['speedup'], 2) for m in ms}
@@ -350,6 +370,7 @@ if __name__ == '__main__':
     p.add_argument('--tf32', action='store_true', help='allow TF32 on CUDA (then the ours-vs-naive check is only good to ~1e-3)')
     p.add_argument('--n_calib', type=int, default=256, help='synthetic calibration images (recon and meta)')
     p.add_argument('--recon_iters', type=int, default=10); p.add_argument('--recon_batch', type=int, default=32)
+    p.add_argument('--recon_bf16', action=argparse.BooleanOptionalAction, default=None, help="also time recon with compute_dtype='bfloat16' (default: where bfloat16 is native)")
     p.add_argument('--recon_units', nargs='*', default=None); p.add_argument('--compile', action='store_true', help='fused activation quantizers in the recon steps')
     p.add_argument('--meta_iters', type=int, default=3); p.add_argument('--meta_units', nargs='*', default=['layer1.0', 'layer2.0', 'layer3.0'])
     p.add_argument('--flavours', nargs='+', default=['official', 'paper'])
