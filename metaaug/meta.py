@@ -78,7 +78,7 @@ META_PRESETS = {
     'official': MetaConfig(),
     'paper': MetaConfig(inner_rule='sgd', reset_theta=False, losses=LOSS_PRESETS['paper']),
 }
-META_PRESETS['tuned'] = META_PRESETS['paper'].replace(t_lr=1e-4)  # not in the paper: T's Adam lr 20× (measured in the README, issue 3)
+META_PRESETS['tuned'] = META_PRESETS['paper'].replace(t_lr=1e-4)  # not in the paper: T's Adam lr 20× (measured in benchmarks/RESULTS.md, issue 3)
 
 # %% ../nbs/10_meta.ipynb #771ad901
 ADAM_EPS = 1e-8
