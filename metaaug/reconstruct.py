@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_reconstruct.ipynb #d20e1253
 from __future__ import annotations
-import math, time, warnings
+import contextlib, math, time, warnings
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,7 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
     low = cfg.compute_dtype == 'bfloat16'
     if low and not native_bf16(dev):
         warnings.warn(f"compute_dtype: 'bfloat16' on a {dev.type} without bfloat16 hardware is emulated and slower than 'float32'", stacklevel=2)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if low else contextlib.nullcontext()  # reusable: entered once per step
     set_mode(unit, 'soft', qdrop=True)
     for a in unit.modules():
         if isinstance(a, ActQuantizer): a.compiled = cfg.compile
@@ -135,7 +136,7 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
         idx = next(idx_iter)
         xq, xf, y = (_batch(a, idx, dev, cfg.channels_last) for a in (data.x_q, data.x_fp, data.y))
         x = qdrop_mix(xf, xq, cfg.input_drop) if cfg.input_drop > 0 else xq
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=low): out = unit(x)
+        with amp: out = unit(x)
         rec = recon_loss(out.float(), y)
         beta = round_beta(t, cfg)
         reg = cfg.round_weight * sum(round_loss(w.logits, beta) for w in wqs) if beta is not None and wqs else torch.zeros((), device=dev)
