@@ -15,6 +15,7 @@ interrupted benchmark resumes. `--table FILE` renders a file as a markdown table
     python benchmarks/ptq_cifar.py --paired benchmarks/results/metaaug_grid.jsonl benchmarks/results/metaaug_explore.jsonl
 """
 import argparse, hashlib, itertools, json, statistics
+from typing import NamedTuple
 from pathlib import Path
 from metaaug.core import read_jsonl
 from metaaug.experiments import paired
@@ -37,14 +38,23 @@ def flavour(meta:dict) -> dict:
     "A MetaAug configuration as the fields that differ from the official defaults (fields added later compare equal at their default)."
     return {k: v for k, v in flat(meta).items() if META_DEFAULTS.get(k) != v}
 
-def key(r):
+class RunKey(NamedTuple):
+    "What decides a run's result here (runs with equal keys are the same run; a field added later must be None at its old value)."
+    arch:str; method:str; wbits:int; abits:int; n_calib:int; iters:int; round_lr:float; batch_size:int
+    flavour:str|None; augment:str|None; dtype:str|None; seed:int
+
+class Setting(NamedTuple):
+    "What two arms of a seed-paired comparison share."
+    arch:str; wbits:int; abits:int; n_calib:int; iters:int; round_lr:float; batch_size:int; cpu:str|None
+
+def key(r) -> RunKey:
     c = r['config']
     fl = json.dumps(flavour(c['meta']), sort_keys=True) if r['method'] == 'metaaug' else None
     aug = c.get('augment', {})  # records before augmentation existed have none
     aug = json.dumps(aug, sort_keys=True) if aug.get('name', 'none') != 'none' else None
     low = c['recon'].get('compute_dtype', 'float32')  # records before the field: float32
-    return (r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
-            c['recon']['batch_size'], fl, aug, None if low == 'float32' else low, r['seed'])
+    return RunKey(r['arch'], r['method'], r['wbits'], r['abits'], r['n_calib'], r['iters'], c['recon']['round_lr'],
+                  c['recon']['batch_size'], fl, aug, None if low == 'float32' else low, r['seed'])
 
 def dtype_label(dtype) -> str: return f', {dtype} reconstruction' if dtype else ''
 
@@ -100,14 +110,14 @@ def _ms(v): return f'{statistics.mean(v):.2f}' + (f' ± {statistics.stdev(v):.2f
 def table(path):
     groups = {}
     for r in read_jsonl(path):
-        if r.get('status') == 'ok': groups.setdefault(key(r)[:-1], []).append(r)
+        if r.get('status') == 'ok': groups.setdefault(key(r)._replace(seed=None), []).append(r)
     print('| arch | method | W/A | N | iters/unit | V lr | seeds | test top-1 | calib top-1 | FP test / calib | soft V at end (mean, max) | wall (s) | meta (s) | peak RSS (MB) |')
     print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     order = {'rtn': 0, 'geniem': 1, 'metaaug': 2}
-    for k, rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][4], -kv[0][2], -kv[0][3], order[kv[0][1]], kv[0][6])):
+    for k, rs in sorted(groups.items(), key=lambda kv: (kv[0].arch, kv[0].n_calib, -kv[0].wbits, -kv[0].abits, order[kv[0].method], kv[0].round_lr)):
         soft = [u['soft_fraction'] for r in rs for u in r['units'] if u.get('soft_fraction') is not None]
-        name = k[1] + (f' ({_label(k[8])})' if k[8] else '') + augment_label(k[9], k[1]) + dtype_label(k[10])
-        print(f"| {k[0]} | {name} | {k[2]}/{k[3]} | {k[4]} | {k[5]} | {k[6] if k[1] != 'rtn' else '—'} | {len(rs)} | "
+        name = k.method + (f' ({_label(k.flavour)})' if k.flavour else '') + augment_label(k.augment, k.method) + dtype_label(k.dtype)
+        print(f"| {k.arch} | {name} | {k.wbits}/{k.abits} | {k.n_calib} | {k.iters} | {k.round_lr if k.method != 'rtn' else '—'} | {len(rs)} | "
               f"{_ms([r['test_top1'] for r in rs])} | {_ms([r['calib_top1'] for r in rs])} | "
               f"{rs[0]['fp_top1']:.2f} / {rs[0]['fp_calib_top1']:.2f} | "
               f"{(f'{100*statistics.mean(soft):.1f} %, {100*max(soft):.1f} %') if soft else '—'} | "
@@ -127,10 +137,11 @@ def paired_table(paths):
     runs = {}
     for p in paths:
         for r in read_jsonl(p):
-            if r.get('status') == 'ok': runs[key(r) + (r.get('versions', {}).get('cpu'),)] = r  # records before the cpu field: None
+            if r.get('status') == 'ok': runs[key(r), r.get('versions', {}).get('cpu')] = r  # records before the cpu field: None
     arms = {}
-    for k, r in runs.items():  # k: arch, method, W, A, N, iters, V lr, batch, flavour, augment, dtype, seed, cpu
-        arms.setdefault(k[:1] + k[2:8] + k[12:], {}).setdefault((k[1], k[8], k[9], k[10]), {})[k[11]] = r['test_top1']
+    for (k, cpu), r in runs.items():
+        s = Setting(*(getattr(k, f) for f in Setting._fields[:-1]), cpu)
+        arms.setdefault(s, {}).setdefault((k.method, k.flavour, k.augment, k.dtype), {})[k.seed] = r['test_top1']
     print('| arch | W/A | N | iters/unit | machine | method | seeds | − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for s, by_arm in sorted(arms.items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -139,7 +150,7 @@ def paired_table(paths):
             if (method, fl, aug, low) == ('geniem', None, None, None) or method == 'rtn' or not base or not set(vals) & set(base): continue
             pr = paired(base, vals)
             ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
-            print(f"| {s[0]} | {s[1]}/{s[2]} | {s[3]} | {s[4]} | {s[7] or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)}{dtype_label(low)} | {len(pr.seeds)} | "
+            print(f"| {s.arch} | {s.wbits}/{s.abits} | {s.n_calib} | {s.iters} | {s.cpu or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)}{dtype_label(low)} | {len(pr.seeds)} | "
                   f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
 
 if __name__ == '__main__':

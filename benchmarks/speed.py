@@ -132,32 +132,27 @@ def bench_recon(unit, d, a, dev, name):
     shapes = layer_shapes(unit, d, a.recon_batch, dev)
     flops = sum(shape_flops(s) for s in shapes)
     cfg = preset('cpu').recon.replace(iters=a.recon_iters, log_every=a.recon_iters, batch_size=a.recon_batch, compile=a.compile)
-    tens = {cl: micro_tensors(shapes, dev, cl) for cl in (False, True)}
-    if a.bf16: tens |= {('bf16', cl): micro_tensors(shapes, dev, cl, torch.bfloat16) for cl in (False, True)}
+    dtypes = {'': 'float32', '_bf16': 'bfloat16'} if a.bf16 else {'': 'float32'}  # suffix of the timing keys -> compute dtype
+    tens = {(sfx, cl): micro_tensors(shapes, dev, cl, getattr(torch, dt)) for sfx, dt in dtypes.items() for cl in (False, True)}
     gen = torch.Generator().manual_seed(0)
     def recon(cl, dtype='float32'): reconstruct(unit, d, cfg.replace(channels_last=cl, compute_dtype=dtype), name=name, generator=gen, show_progress=False)
-    recon(False); micro_steps(shapes, tens[False], 1); micro_steps(shapes, tens[True], 1)  # warm-up (and compile)
-    if a.bf16: recon(False, 'bfloat16'); micro_steps(shapes, tens['bf16', False], 1); micro_steps(shapes, tens['bf16', True], 1)
-    t = {k: [] for k in ('recon', 'recon_cl', 'micro', 'micro_cl', 'recon_bf16', 'micro_bf16', 'micro_bf16_cl')}
-    loads = []
+    for sfx, dt in dtypes.items():  # warm-up (and compile)
+        recon(False, dt); micro_steps(shapes, tens[sfx, False], 1); micro_steps(shapes, tens[sfx, True], 1)
+    t, loads = {}, []
     for _ in range(a.rounds):
-        t['recon'].append(timed(lambda: recon(False), dev)); t['recon_cl'].append(timed(lambda: recon(True), dev))
-        t['micro'].append(timed(lambda: micro_steps(shapes, tens[False], a.recon_iters), dev))
-        t['micro_cl'].append(timed(lambda: micro_steps(shapes, tens[True], a.recon_iters), dev))
-        if a.bf16:
-            t['recon_bf16'].append(timed(lambda: recon(False, 'bfloat16'), dev))
-            t['micro_bf16'].append(timed(lambda: micro_steps(shapes, tens['bf16', False], a.recon_iters), dev))
-            t['micro_bf16_cl'].append(timed(lambda: micro_steps(shapes, tens['bf16', True], a.recon_iters), dev))
+        for sfx, dt in dtypes.items():
+            t.setdefault(f'recon{sfx}', []).append(timed(lambda: recon(False, dt), dev))
+            if not sfx: t.setdefault('recon_cl', []).append(timed(lambda: recon(True), dev))  # channels-last: float32 only
+            for cl in (False, True): t.setdefault(f"micro{sfx}{'_cl' if cl else ''}", []).append(timed(lambda: micro_steps(shapes, tens[sfx, cl], a.recon_iters), dev))
         loads.append(load())
     k = a.recon_iters
-    best_micro = [min(m, mc) for m, mc in zip(t['micro'], t['micro_cl'])]
-    bf16 = {}
-    if a.bf16:
-        best16 = [min(m, mc) for m, mc in zip(t['micro_bf16'], t['micro_bf16_cl'])]
-        bf16 = {'recon_bf16_it_s': k / med(t['recon_bf16']), 'bf16_speedup': med([r / r16 for r, r16 in zip(t['recon'], t['recon_bf16'])]),
-                'micro_bf16_gflop_s': flops * k / min(med(t['micro_bf16']), med(t['micro_bf16_cl'])) / 1e9,
-                'efficiency_bf16': med([m / r for m, r in zip(best16, t['recon_bf16'])]),  # against bfloat16 convs of the same shapes
-                'efficiency_bf16_vs_float32_convs': med([m / r for m, r in zip(best_micro, t['recon_bf16'])])}
+    best = {sfx: [min(m, mc) for m, mc in zip(t[f'micro{sfx}'], t[f'micro{sfx}_cl'])] for sfx in dtypes}  # the better layout per round
+    best_micro = best['']
+    bf16 = {} if '_bf16' not in dtypes else {
+        'recon_bf16_it_s': k / med(t['recon_bf16']), 'bf16_speedup': med([r / r16 for r, r16 in zip(t['recon'], t['recon_bf16'])]),
+        'micro_bf16_gflop_s': flops * k / min(med(t['micro_bf16']), med(t['micro_bf16_cl'])) / 1e9,
+        'efficiency_bf16': med([m / r for m, r in zip(best['_bf16'], t['recon_bf16'])]),  # against bfloat16 convs of the same shapes
+        'efficiency_bf16_vs_float32_convs': med([m / r for m, r in zip(best_micro, t['recon_bf16'])])}
     return {'unit': name, 'batch': a.recon_batch, 'compile': a.compile, 'flops_per_step': flops,
             'recon_it_s': k / med(t['recon']), 'recon_cl_it_s': k / med(t['recon_cl']),
             'recon_gflop_s': flops * k / med(t['recon']) / 1e9,
