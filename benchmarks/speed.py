@@ -12,8 +12,9 @@
   (QDrop off) checks the losses and T's gradient agree.
 - memory: peak RSS of a ResNet-50 unit cache at 224² with N synthetic images (float32 vs bfloat16), each in its own
   subprocess; a case predicted above --mem_limit_gb (or above the available memory) is computed, not allocated.
-- e2e (--e2e only): Genie-M vs MetaAug end-to-end `run_ptq` on the real data, one subprocess per run, methods
-  alternated per seed.
+- e2e (--e2e only): Genie-M vs MetaAug end-to-end `run_ptq` on the real data (wall time, quantization time, meta
+  phase, T's warm-up, peak RSS, top-1), one subprocess per run: the two methods of a seed side by side
+  (`--e2e_side_by_side`) or one after the other, alternated per seed; T's warm-up fresh unless `--no-e2e_fresh_warmup`.
 
 Every figure carries os.getloadavg() and the thread count at the time it was measured.
 
@@ -299,28 +300,58 @@ def e2e_child(a):
     from metaaug.pipeline import run_ptq
     torch.set_num_threads(a.threads)
     arch, method, seed = a._e2e_child.split(':')
-    cfg = preset('cpu', meta=a.e2e_meta if method == 'metaaug' else None, method=method, wbits=2, abits=2, seed=int(seed), iters=a.e2e_iters)
+    cfg = preset('cpu', meta=a.e2e_meta if method == 'metaaug' else None, method=method, wbits=a.e2e_wbits, abits=a.e2e_abits, seed=int(seed), iters=a.e2e_iters)
     if a.e2e_meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.e2e_meta_iters))
     r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False)
-    print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wall_s', 'quant_s', 'meta_s', 'peak_rss_mb', 'test_top1')} | load()))
+    w = r.get('warmup') or {}
+    print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wbits', 'abits', 'n_calib', 'iters', 'wall_s', 'quant_s', 'meta_s',
+                                            'peak_rss_mb', 'fp_top1', 'test_top1', 'calib_top1')}
+                     | {'warmup_s': w.get('time_s'), 'warmup_cached': w.get('cached'), 'warmup_steps': w.get('steps')} | load()))
 
-def bench_e2e(a):
-    rows = []
-    for arch in a.e2e_archs:
-        for seed in a.e2e_seeds:  # alternate the methods so both see the same load
-            for method in (('geniem', 'metaaug') if seed % 2 == 0 else ('metaaug', 'geniem')):
-                cmd = [sys.executable, __file__, '--_e2e_child', f'{arch}:{method}:{seed}'] + [f'--{k}={getattr(a, k)}' for k in
-                       ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'device', 'threads') if getattr(a, k) is not None]
-                r = subprocess.run(cmd, capture_output=True, text=True)
-                rows.append(json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {'arch': arch, 'method': method, 'seed': seed, 'error': r.stderr[-2000:]})
-                print(json.dumps(rows[-1]), flush=True)
-    ratios = {}
+def _e2e_cmd(a, arch, method, seed):
+    return [sys.executable, __file__, '--_e2e_child', f'{arch}:{method}:{seed}'] + [f'--{k}={getattr(a, k)}' for k in
+            ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'e2e_wbits', 'e2e_abits', 'device', 'threads') if getattr(a, k) is not None]
+
+def _e2e_runs(a, arch, seed, cache) -> list[dict]:
+    """Genie-M and MetaAug on one (arch, seed): side by side (`--e2e_side_by_side`, so both see the same load) or one
+    after the other, alternated per seed. With `cache`, MetaAug's T warm-up goes to that (fresh) folder, so it is measured."""
+    methods = ('geniem', 'metaaug') if seed % 2 == 0 else ('metaaug', 'geniem')
+    env = os.environ | ({'METAAUG_CACHE': str(cache)} if cache else {})
+    def start(m): return subprocess.Popen(_e2e_cmd(a, arch, m, seed), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    def result(m, proc):
+        out, err = proc.communicate()
+        return json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {'arch': arch, 'method': m, 'seed': seed, 'error': err[-2000:]}
+    if a.e2e_side_by_side:
+        procs = {m: start(m) for m in methods}
+        return [result(m, p) for m, p in procs.items()]
+    return [result(m, start(m)) for m in methods]
+
+def bench_e2e(a, res:dict, out):
+    "End-to-end pairs; the rows so far are written to `out` after each pair (a long run loses nothing it measured)."
+    import tempfile
+    rows = res.setdefault('e2e', {'runs': [], 'iters': a.e2e_iters, 'meta_iters': a.e2e_meta_iters, 'meta': a.e2e_meta, 'bits': [a.e2e_wbits, a.e2e_abits],
+                                  'n_calib': a.e2e_n_calib, 'n_test': a.e2e_n_test, 'side_by_side': a.e2e_side_by_side,
+                                  'fresh_warmup': a.e2e_fresh_warmup})['runs']
     for arch in a.e2e_archs:
         for seed in a.e2e_seeds:
-            w = {r['method']: r.get('quant_s') for r in rows if r.get('arch') == arch and r.get('seed') == seed}
-            if w.get('geniem') and w.get('metaaug'): ratios.setdefault(arch, []).append(w['metaaug'] / w['geniem'])
-    return {'runs': rows, 'metaaug_over_geniem_quant_s': {k: med(v) for k, v in ratios.items()}, 'iters': a.e2e_iters,
-            'meta_iters': a.e2e_meta_iters, 'meta': a.e2e_meta, 'n_calib': a.e2e_n_calib, 'n_test': a.e2e_n_test}
+            with tempfile.TemporaryDirectory(prefix='metaaug-e2e-cache-') as tmp:
+                for r in _e2e_runs(a, arch, seed, tmp if a.e2e_fresh_warmup else None):
+                    rows.append(r); print(json.dumps(r), flush=True)
+            res['e2e']['metaaug_over_geniem'] = e2e_ratios(rows, a.e2e_archs, a.e2e_seeds)
+            write_results(out, res)
+    return res['e2e']
+
+def e2e_ratios(rows, archs, seeds) -> dict:
+    "Per arch, the median over seeds of MetaAug / Genie-M for the quantization time, the wall time and peak memory."
+    out = {}
+    for arch in archs:
+        per = {}
+        for seed in seeds:
+            w = {r['method']: r for r in rows if r.get('arch') == arch and r.get('seed') == seed and 'error' not in r}
+            if {'geniem', 'metaaug'} <= set(w):
+                for k in ('quant_s', 'wall_s', 'peak_rss_mb'): per.setdefault(k, []).append(w['metaaug'][k] / w['geniem'][k])
+        if per: out[arch] = {k: med(v) for k, v in per.items()}
+    return out
 
 # ---------------------------------------------------------------- main
 
@@ -332,12 +363,14 @@ def main(a):
     a.bf16 = native_bf16(dev) if a.recon_bf16 is None else a.recon_bf16
     res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32) | {'archs': []}
     t0 = time.perf_counter()
+    def save():  # after every stage, so a long run keeps what it measured
+        res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0
+        write_results(a.out, res)
     if not {'recon', 'meta'} <= set(a.skip):
-        for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev))
-    if 'memory' not in a.skip: res['memory'] = bench_memory(a)
-    if a.e2e: res['e2e'] = bench_e2e(a)
-    res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0
-    write_results(a.out, res)
+        for arch in a.archs: res['archs'].append(bench_arch(arch, a, dev)); save()
+    if 'memory' not in a.skip: res['memory'] = bench_memory(a); save()
+    if a.e2e: bench_e2e(a, res, a.out)
+    save()
     print(json.dumps(res['summary'], indent=1))
 
 def summary(res):
@@ -353,7 +386,7 @@ def summary(res):
             s[f"{r['arch']} meta speedup ours vs naive, {fl}"] = {m['unit']: round(m['speedup'], 2) for m in ms}
             s[f"{r['arch']} meta same losses, {fl}"] = all(m['check']['same'] for m in ms)
     if 'memory' in res: s['memory peak RSS MB'] = {c['dtype']: c.get('peak_rss_mb', f"computed {c['cache_gb_computed']:.2f} GB cache") for c in res['memory']['cases']}
-    if 'e2e' in res: s['e2e metaaug/geniem'] = res['e2e']['metaaug_over_geniem_quant_s']
+    if res.get('e2e', {}).get('metaaug_over_geniem'): s['e2e metaaug/geniem (median over seeds)'] = res['e2e']['metaaug_over_geniem']
     return s
 
 if __name__ == '__main__':
@@ -377,6 +410,10 @@ if __name__ == '__main__':
     p.add_argument('--e2e_meta', default='official'); p.add_argument('--e2e_iters', type=int, default=2000, help='reconstruction iterations per unit (both methods)')
     p.add_argument('--e2e_meta_iters', type=int, default=None, help="meta iterations per unit (default: the cpu preset's)")
     p.add_argument('--e2e_n_calib', type=int, default=1024); p.add_argument('--e2e_n_test', type=int, default=None)
+    p.add_argument('--e2e_wbits', type=int, default=2); p.add_argument('--e2e_abits', type=int, default=2)
+    p.add_argument('--e2e_side_by_side', action='store_true', help="run each seed's Genie-M and MetaAug at the same time (same load)")
+    p.add_argument('--e2e_fresh_warmup', action=argparse.BooleanOptionalAction, default=True,
+                   help="MetaAug's T warm-up in a fresh cache folder, so its time is part of the run (--no-e2e_fresh_warmup: use the user cache)")
     p.add_argument('--out', default=str(HERE / 'results' / 'speed.json'))
     p.add_argument('--_mem_child', default=None, help=argparse.SUPPRESS); p.add_argument('--_e2e_child', default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
