@@ -111,22 +111,21 @@ class WeightQuantizer(nn.Module):
     def extra_repr(self): return f'bits={self.bits}, soft={self.soft}, channels={self.step.shape[0]}'
 
 # %% ../nbs/04_quantizers.ipynb #c6f081f3
-_BITS = 30  # random bits used from each int32 draw
-
-def keep_mask(like:Tensor, # tensor whose shape, device and dtype the mask takes
-              p:float) -> Tensor: # probability of a 1
+def keep_mask(like:Tensor, # tensor whose shape and device the mask takes
+              p:float, # probability of a 1
+              dtype:torch.dtype=torch.uint8) -> Tensor: # uint8: a quarter of float32's memory traffic in fused kernels, which convert as they read
     "A {0, 1} mask with P(1) = `p`, elementwise."
-    if p != 0.5: return (torch.rand(like.shape, device=like.device) < p).to(like.dtype)
-    n = like.numel()
-    words = torch.randint(0, 2**_BITS, ((n + _BITS - 1) // _BITS, 1), device=like.device, dtype=torch.int32)
-    bits = (words >> torch.arange(_BITS, device=like.device, dtype=torch.int32)) & 1
-    return bits.view(-1)[:n].view(like.shape).to(like.dtype)
+    if p != 0.5: return (torch.rand(like.shape, device=like.device) < p).to(dtype)
+    n, dev = like.numel(), like.device
+    words = torch.randint(-2**63, 2**63 - 1, ((n + 63) // 64,), device=dev, dtype=torch.int64)  # 64 random bits a draw
+    bits = (words.view(torch.uint8).view(-1, 1) >> torch.arange(8, device=dev, dtype=torch.uint8)) & 1  # 8 per byte
+    return bits.view(-1)[:n].view(like.shape).to(dtype)
 
 def qdrop_mix(x_fp:Tensor, # full-precision values
               x_q:Tensor, # quantized values
               p:float) -> Tensor: # probability of keeping the full-precision value
     "Elementwise: `x_fp` with probability `p`, else `x_q` (gradients flow to both through the kept elements)."
-    return x_q + keep_mask(x_q, p) * (x_fp - x_q)
+    return x_q + keep_mask(x_q, p, x_q.dtype) * (x_fp - x_q)  # eager: a mask of x's dtype multiplies fastest
 
 # %% ../nbs/04_quantizers.ipynb #27c6a5ca
 def lsq_qdrop(x:Tensor, # activations
@@ -137,9 +136,9 @@ def lsq_qdrop(x:Tensor, # activations
     q = round_ste(torch.clamp(x / step, qn, qp)) * step
     return q if keep is None else q + keep * (x - q)
 
-def _lsq_qdrop_p(x, step, p:float|None, qn:int, qp:int, lsq=lsq_qdrop):
-    "`lsq_qdrop` with its QDrop mask drawn from probability `p` (None: no QDrop)."
-    return lsq(x, step, None if p is None else keep_mask(x, p), qn, qp)
+def _lsq_qdrop_p(x, step, p:float|None, qn:int, qp:int, lsq=lsq_qdrop, mask_dtype:torch.dtype|None=None):
+    "`lsq_qdrop` with its QDrop mask drawn from probability `p` (None: no QDrop), as `mask_dtype` (None: x's dtype)."
+    return lsq(x, step, None if p is None else keep_mask(x, p, mask_dtype or x.dtype), qn, qp)
 
 @functools.cache
 def _compiled(fn): return torch.compile(fn, dynamic=True)
@@ -147,15 +146,15 @@ def _compiled(fn): return torch.compile(fn, dynamic=True)
 @functools.cache
 def fused_lsq(compiled:bool): # use torch.compile's fused kernels
     "A function (x, step, p or None, qn, qp) -> LSQ + QDrop output: compiled into fused kernels when asked and possible."
-    lsq = _compiled(lsq_qdrop) if compiled and _compile_ok() else lsq_qdrop
-    return functools.partial(_lsq_qdrop_p, lsq=lsq)
+    if compiled and _compile_ok(): return functools.partial(_lsq_qdrop_p, lsq=_compiled(lsq_qdrop), mask_dtype=torch.uint8)
+    return functools.partial(_lsq_qdrop_p, lsq=lsq_qdrop)  # eager: the mask in x's dtype
 
 @functools.cache
 def _compile_ok() -> bool:
     "Whether torch.compile works here (tried once per process on a tiny input)."
     try:
         x = torch.randn(4, 3, requires_grad=True); s = torch.tensor(0.5, requires_grad=True)
-        _compiled(lsq_qdrop)(x, s, torch.ones_like(x), -2, 1).sum().backward()
+        _compiled(lsq_qdrop)(x, s, torch.ones_like(x, dtype=torch.uint8), -2, 1).sum().backward()  # as called: a uint8 mask
         return True
     except Exception as e:
         warnings.warn(f'torch.compile unavailable, using eager activation quantizers: {type(e).__name__}: {e}')
