@@ -305,7 +305,7 @@ def e2e_child(a):
     r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False)
     w = r.get('warmup') or {}
     print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wbits', 'abits', 'n_calib', 'iters', 'wall_s', 'quant_s', 'meta_s',
-                                            'peak_rss_mb', 'fp_top1', 'test_top1', 'calib_top1')}
+                                            'peak_rss_mb', 'quant_peak_rss_mb', 'fp_top1', 'test_top1', 'calib_top1')}
                      | {'warmup_s': w.get('time_s'), 'warmup_cached': w.get('cached'), 'warmup_steps': w.get('steps')} | load()))
 
 def _e2e_cmd(a, arch, method, seed):
@@ -342,14 +342,15 @@ def bench_e2e(a, res:dict, out):
     return res['e2e']
 
 def e2e_ratios(rows, archs, seeds) -> dict:
-    "Per arch, the median over seeds of MetaAug / Genie-M for the quantization time, the wall time and peak memory."
+    "Per arch, the median over seeds of MetaAug / Genie-M for the quantization time, the wall time and the peak memory (the process's and the quantization's own)."
     out = {}
     for arch in archs:
         per = {}
         for seed in seeds:
             w = {r['method']: r for r in rows if r.get('arch') == arch and r.get('seed') == seed and 'error' not in r}
             if {'geniem', 'metaaug'} <= set(w):
-                for k in ('quant_s', 'wall_s', 'peak_rss_mb'): per.setdefault(k, []).append(w['metaaug'][k] / w['geniem'][k])
+                for k in ('quant_s', 'wall_s', 'peak_rss_mb', 'quant_peak_rss_mb'):
+                    if w['metaaug'].get(k) and w['geniem'].get(k): per.setdefault(k, []).append(w['metaaug'][k] / w['geniem'][k])
         if per: out[arch] = {k: med(v) for k, v in per.items()}
     return out
 

@@ -70,7 +70,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                     show_progress=not quiet)
         if save: ship(save, r)
         print(json.dumps({k: r[k] for k in ('arch', 'method', 'wbits', 'abits', 'n_calib', 'iters', 'seed', 'fp_top1',
-                                            'fp_calib_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb')}))
+                                            'fp_calib_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb', 'quant_peak_rss_mb')}))
 
 # %% ../nbs/13_cli.ipynb #7307d94d
 @call_parse

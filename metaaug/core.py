@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device', 'cpu_name',
-           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'Timer', 'Interrupt', 'deferred_interrupt',
-           'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl',
-           'read_jsonl']
+           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'PeakRSS', 'Timer', 'Interrupt',
+           'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable',
+           'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -119,6 +119,20 @@ def peak_rss_mb() -> float:
     "Peak resident memory of this process so far, in MiB."
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 / (1024 if sys.platform == 'darwin' else 1)
+
+class PeakRSS:
+    """Context manager: the peak resident memory reached inside it, in MiB (`.mb`), and the process's peak before it
+    (`.before`). On Linux it resets the process's high-water mark on entry (`/proc/self/clear_refs`), so `.mb` is the
+    block's own peak (`.exact`), and `peak_rss_mb()` afterwards no longer counts what came before: take
+    `max(.before, peak_rss_mb())` for the whole process. Elsewhere `.mb` is the process's peak so far."""
+    def __enter__(self):
+        self.before, self.exact = peak_rss_mb(), False
+        try:
+            with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+            self.exact = True
+        except OSError: pass
+        return self
+    def __exit__(self, *exc): self.mb = peak_rss_mb()
 
 class Timer:
     "Context manager measuring wall time in seconds (`.s`)."

@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .core import (Config, ConfigError, MetaAugError, SafePoint, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
-                          check_range, deferred_interrupt, get_device, module_device, native_bf16, cpu_name, peak_rss_mb, progress, seed_everything)
+                          check_range, deferred_interrupt, get_device, module_device, native_bf16, cpu_name, peak_rss_mb, PeakRSS, progress, seed_everything)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model, fold_bn
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
@@ -319,6 +319,10 @@ def _record(arch, config, n_calib, n_test, dev, **kw) -> dict:
             'batch_size': r.batch_size, 'seed': config.seed, 'device': str(dev), **kw,
             'versions': versions(), 'config': config.to_dict()}
 
+def _peaks(mem:PeakRSS) -> dict:
+    "The process's peak memory (MiB) and, where it can be told apart, the quantization's own."
+    return {'peak_rss_mb': max(mem.before, peak_rss_mb()), 'quant_peak_rss_mb': mem.mb if mem.exact else None}
+
 def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
             config:PTQConfig=PRESETS['cpu'], # method and settings
             weights:str|None=None, # weights file (None: found by `resolve_weights`)
@@ -343,16 +347,16 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
     fp = {'fp_top1': evaluate(model, test), 'fp_calib_top1': evaluate(model, (cx, cy))}
     rec = dict(arch=arch, config=config, n_calib=n_calib, n_test=n_test or len(test[1] if isinstance(test, tuple) else test), dev=dev)
     try:
-        with Timer() as tq: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        with Timer() as tq, PeakRSS() as mem: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     except QuantizeError as e:
-        r = _record(**rec, status='failed', error=str(e), **fp, units=e.history['units'], wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
+        r = _record(**rec, status='failed', error=str(e), **fp, units=e.history['units'], wall_s=time.perf_counter() - t0, **_peaks(mem))
         if out: append_jsonl(out, r)
         if save: save_quantized(e.qmodel, save, arch, tuple(cx[:1].shape), meta=r)
         raise
     T = hist.pop('transform', None)
     meta_s = sum(u.get('meta_time_s', 0) for u in hist['units'])
     r = _record(**rec, status='ok', **fp, test_top1=evaluate(qm, test), calib_top1=evaluate(qm, (cx, cy)),
-                quant_s=tq.s, meta_s=meta_s, wall_s=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(),
+                quant_s=tq.s, meta_s=meta_s, wall_s=time.perf_counter() - t0, **_peaks(mem),
                 units=hist['units'], **{k: hist[k] for k in ('warmup', 'resumed') if k in hist})
     if out: append_jsonl(out, r)
     if save:
