@@ -116,7 +116,13 @@ def progress(it:Iterable, # what to iterate over
     return tqdm(it, total=total, desc=desc, leave=leave, dynamic_ncols=True) if enabled else it
 
 def peak_rss_mb() -> float:
-    "Peak resident memory of this process so far, in MiB."
+    """Peak resident memory of this process so far, in MiB: Linux's VmHWM where there is one (`ru_maxrss` there starts
+    at the resident memory of the parent that forked this process, even across exec), else `ru_maxrss`."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 / (1024 if sys.platform == 'darwin' else 1)
 
