@@ -22,14 +22,14 @@ Every figure carries os.getloadavg() and the thread count at the time it was mea
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
     python benchmarks/speed.py --skip recon meta memory --e2e --e2e_archs resnet20 resnet56 --threads 2
 """
-import argparse, copy, dataclasses, json, os, resource, statistics, subprocess, sys, time
+import argparse, copy, dataclasses, json, os, statistics, subprocess, sys, time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, to_jsonable
+from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, peak_rss_mb, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -272,7 +272,7 @@ def memory_child(a):
     d = cache_unit(m, qm, a.mem_unit, imgs, batch_size=a.mem_batch, store='cpu', dtype=dtype)
     cache = sum(t.numel() * t.element_size() for t in (d.x_fp, d.x_q, d.y))
     print(json.dumps({'dtype': a._mem_child, 'cache_gb': cache / 2**30, 'rss_before_cache_mb': base,
-                      'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'capture_s': time.perf_counter() - t0, **load()}))
+                      'peak_rss_mb': peak_rss_mb(), 'capture_s': time.perf_counter() - t0, **load()}))
 
 def bench_memory(a):
     out = {'model': 'torchvision resnet50 (random weights)', 'unit': a.mem_unit, 'n': a.mem_n, 'size': a.mem_size, 'capture_batch': a.mem_batch, 'cases': []}
