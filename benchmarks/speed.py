@@ -22,7 +22,7 @@ Every figure carries os.getloadavg() and the thread count at the time it was mea
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
     python benchmarks/speed.py --skip recon meta memory --e2e --e2e_archs resnet20 resnet56 --threads 2
 """
-import argparse, copy, dataclasses, json, os, statistics, subprocess, sys, time
+import argparse, copy, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -328,7 +328,6 @@ def _e2e_runs(a, arch, seed, cache) -> list[dict]:
 
 def bench_e2e(a, res:dict, out):
     "End-to-end pairs; the rows so far are written to `out` after each pair (a long run loses nothing it measured)."
-    import tempfile
     rows = res.setdefault('e2e', {'runs': [], 'iters': a.e2e_iters, 'meta_iters': a.e2e_meta_iters, 'meta': a.e2e_meta, 'bits': [a.e2e_wbits, a.e2e_abits],
                                   'n_calib': a.e2e_n_calib, 'n_test': a.e2e_n_test, 'side_by_side': a.e2e_side_by_side,
                                   'fresh_warmup': a.e2e_fresh_warmup})['runs']
