@@ -140,7 +140,7 @@ def paired_table(paths):
             if r.get('status') == 'ok': runs[key(r), r.get('versions', {}).get('cpu')] = r  # records before the cpu field: None
     arms = {}
     for (k, cpu), r in runs.items():
-        s = Setting(*(getattr(k, f) for f in Setting._fields[:-1]), cpu)
+        s = Setting(**{f: getattr(k, f) for f in Setting._fields if f != 'cpu'}, cpu=cpu)
         arms.setdefault(s, {}).setdefault((k.method, k.flavour, k.augment, k.dtype), {})[k.seed] = r['test_top1']
     print('| arch | W/A | N | iters/unit | machine | method | seeds | − Genie-M: mean ± sd | 95 % CI | seeds above | sign-flip p |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')

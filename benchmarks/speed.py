@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, peak_rss_mb, to_jsonable
+from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, peak_rss_mb, proc_status_mb, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -238,11 +238,6 @@ def _short(r): return {k: (round(v, 4) if isinstance(v, float) else v) for k, v 
 
 # ---------------------------------------------------------------- memory of a ResNet-50 unit cache
 
-def rss_mb():
-    for l in open('/proc/self/status'):
-        if l.startswith('VmRSS:'): return int(l.split()[1]) / 1024
-    return float('nan')
-
 def mem_available_gb():
     try: return next(int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemAvailable:')) / 2**20
     except (OSError, StopIteration): return float('inf')
@@ -268,7 +263,7 @@ def memory_child(a):
     m = torchvision.models.resnet50(weights=None).eval().requires_grad_(False)
     imgs = torch.randn(a.mem_n, 3, a.mem_size, a.mem_size, generator=torch.Generator().manual_seed(0))
     qm = quantize_model(m, imgs[:2], QuantConfig(4, 4))
-    base, t0 = rss_mb(), time.perf_counter()
+    base, t0 = proc_status_mb('VmRSS'), time.perf_counter()
     d = cache_unit(m, qm, a.mem_unit, imgs, batch_size=a.mem_batch, store='cpu', dtype=dtype)
     cache = sum(t.numel() * t.element_size() for t in (d.x_fp, d.x_q, d.y))
     print(json.dumps({'dtype': a._mem_child, 'cache_gb': cache / 2**30, 'rss_before_cache_mb': base,

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device', 'cpu_name',
-           'native_bf16', 'seed_everything', 'progress', 'peak_rss_mb', 'PeakRSS', 'Timer', 'Interrupt',
-           'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable',
-           'append_jsonl', 'read_jsonl']
+           'native_bf16', 'seed_everything', 'progress', 'proc_status_mb', 'peak_rss_mb', 'PeakRSS', 'Timer',
+           'Interrupt', 'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save',
+           'to_jsonable', 'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -115,14 +115,20 @@ def progress(it:Iterable, # what to iterate over
     "A `tqdm.auto` progress bar around `it`, or `it` itself when not `enabled`."
     return tqdm(it, total=total, desc=desc, leave=leave, dynamic_ncols=True) if enabled else it
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB: Linux's VmHWM where there is one (`ru_maxrss` there starts
-    at the resident memory of the parent that forked this process, even across exec), else `ru_maxrss`."""
+def proc_status_mb(field:str) -> float|None: # a memory line of /proc/self/status, e.g. 'VmRSS' (now) or 'VmHWM' (peak)
+    "That field of Linux's /proc/self/status in MiB; None where there is none."
     try:
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+                if line.startswith(field + ':'): return int(line.split()[1]) / 1024
     except OSError: pass
+    return None
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB: Linux's VmHWM where there is one (`ru_maxrss` there starts
+    at the resident memory of the parent that forked this process, even across exec), else `ru_maxrss`."""
+    hwm = proc_status_mb('VmHWM')
+    if hwm is not None: return hwm
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 / (1024 if sys.platform == 'darwin' else 1)
 
