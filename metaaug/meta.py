@@ -20,7 +20,7 @@ from .capture import StopForward, UnitData, cache_unit, capture, run_to, tail_af
 from .reconstruct import ReconConfig, recon_loss, round_beta, fire
 from .transform import TransformConfig, TRANSFORM_PRESETS, sq_change_per_image
 from .losses import LossWeights, LOSS_PRESETS, dp_loss, kl_val_loss, margin_loss, t_loss_weights, total_t_loss
-from .models import last_linear
+from .models import classifier_layer, pool_features
 
 # %% auto #0
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'T_STARTS', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups',
@@ -113,8 +113,8 @@ class MetaContext:
     def unit(self): return self.qm.unit(self.name)
 
 def fp_features(fp:nn.Module, x:Tensor) -> Tensor:
-    "The FP model's pooled penultimate features (the input of its last Linear), with gradients."
-    return run_to(fp, last_linear(fp), x)
+    "The FP model's pooled penultimate features (the input of its classifier layer), with gradients."
+    return pool_features(run_to(fp, classifier_layer(fp), x))
 
 @torch.no_grad()
 def fp_outputs(fp:nn.Module, # the frozen FP model
@@ -122,7 +122,7 @@ def fp_outputs(fp:nn.Module, # the frozen FP model
                batch_size:int=32) -> tuple[Tensor, Tensor]: # images per forward pass
     "FP logits and pooled penultimate features of `images` from one forward pass per batch (on the model's device)."
     dev, feats = module_device(fp), []
-    h = last_linear(fp).register_forward_pre_hook(lambda m, a: feats.append(a[0]))
+    h = classifier_layer(fp).register_forward_pre_hook(lambda m, a: feats.append(pool_features(a[0])))
     try: logits = torch.cat([fp(b.to(dev)) for b in images.split(batch_size)])
     finally: h.remove()
     return logits, torch.cat(feats)
@@ -157,8 +157,8 @@ def fp_pass(ctx:MetaContext, # what the unit reuses
         got['y'] = out.detach()
         if not feats: raise StopForward()
     def pre(m, a):
-        got['f'] = a[0]; raise StopForward()
-    hs = [unit.register_forward_hook(post)] + ([last_linear(ctx.fp).register_forward_pre_hook(pre)] if feats else [])
+        got['f'] = pool_features(a[0]); raise StopForward()
+    hs = [unit.register_forward_hook(post)] + ([classifier_layer(ctx.fp).register_forward_pre_hook(pre)] if feats else [])
     try:
         with torch.set_grad_enabled(feats and torch.is_grad_enabled()): ctx.fp(tx)
     except StopForward: pass
@@ -250,7 +250,7 @@ def naive_meta_step(ctx:MetaContext, T:nn.Module, theta:dict, beta:float|None, c
         terms['val'] = kl_val_loss(q_logits, fp_logits, w.tau)
     if weights['margin'] > 0: terms['margin'] = margin_loss(x, tx, w.margin, per_image=w.margin_form == 'image')
     if weights['dp'] > 0:
-        terms['dp'] = dp_loss(lambda z: full_forward(ctx.fp, z, last_linear(ctx.fp)), x, tx, w.dp_form, w.mixup_alpha, gen)
+        terms['dp'] = dp_loss(lambda z: pool_features(full_forward(ctx.fp, z, classifier_layer(ctx.fp))), x, tx, w.dp_form, w.mixup_alpha, gen)
     total, parts = total_t_loss(terms, w)
     return {k: v.detach() for k, v in theta1.items()}, {'inner': lq, 'terms': terms, 'parts': parts, 'total': total, 'x': x, 'tx': tx}
 

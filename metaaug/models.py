@@ -20,8 +20,8 @@ from .data import cache_dir, find_shared
 
 # %% auto #0
 __all__ = ['CIFAR_WEIGHTS_URL', 'WEIGHTS_ENV', 'ARCHS', 'PadShortcut', 'CifarBasicBlock', 'CifarResNet', 'cifar_resnet',
-           'WeightsError', 'ArchSpec', 'load_state', 'resolve_weights', 'load_weights', 'build_model', 'last_linear',
-           'penultimate_features', 'fold_bn']
+           'WeightsError', 'ArchSpec', 'load_state', 'resolve_weights', 'load_weights', 'build_model',
+           'classifier_layer', 'pool_features', 'penultimate_features', 'fold_bn']
 
 # %% ../nbs/02_models.ipynb #4700b176
 class PadShortcut(nn.Module):
@@ -220,20 +220,25 @@ def build_model(arch:str, # a key of `ARCHS`
     return load_weights(spec.builder(), path, arch).eval()
 
 # %% ../nbs/02_models.ipynb #af72c1a5
-def last_linear(model:nn.Module) -> nn.Linear:
-    "The last `nn.Linear` of `model` in module order (the classifier)."
-    lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not lin: raise MetaAugError(f"penultimate_features: {type(model).__name__} has no nn.Linear layer; pass `layer`")
-    return lin[-1]
+def classifier_layer(model:nn.Module) -> nn.Module:
+    "The classifier: the last `nn.Linear` of `model` in module order, else its last `nn.Conv2d` (a convolutional head, as in SqueezeNet)."
+    for kind in (nn.Linear, nn.Conv2d):
+        found = [m for m in model.modules() if isinstance(m, kind)]
+        if found: return found[-1]
+    raise MetaAugError(f"classifier_layer: {type(model).__name__} has no nn.Linear or nn.Conv2d layer; pass `layer`")
+
+def pool_features(a:torch.Tensor) -> torch.Tensor:
+    "A classifier's input as one vector per image: a feature map (N, C, H, W) averaged over space, else flattened."
+    return a.mean((2, 3)) if a.dim() == 4 else a.flatten(1)
 
 def penultimate_features(model:nn.Module, # a classifier
                          x:torch.Tensor, # input batch
-                         layer:nn.Module|None=None, # module whose input is wanted (default: `last_linear(model)`)
+                         layer:nn.Module|None=None, # module whose input is wanted (default: `classifier_layer(model)`)
                          with_logits:bool=False): # also return the model's output
-    "The input of the classifier layer for `x` (gradients flow), and the logits when `with_logits`."
-    layer = layer if layer is not None else last_linear(model)
+    "The pooled input of the classifier layer for `x` (gradients flow), and the logits when `with_logits`."
+    layer = layer if layer is not None else classifier_layer(model)
     got = []
-    handle = layer.register_forward_hook(lambda mod, inp, out: got.append(inp[0]))
+    handle = layer.register_forward_hook(lambda mod, inp, out: got.append(pool_features(inp[0])))
     try: logits = model(x)
     finally: handle.remove()
     return (got[-1], logits) if with_logits else got[-1]
