@@ -28,8 +28,9 @@ from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase,
 
 # %% auto #0
 __all__ = ['METHODS', 'CACHE_DTYPES', 'PRESETS', 'BUDGET_FIELDS', 'PTQConfig', 'preset', 'with_overrides', 'evaluate',
-           'QuantizeError', 'MetaRun', 'quantize_unit', 'prepare_meta', 'quantize', 'save_quantized', 'load_quantized',
-           'transform_path', 'save_transform', 'load_transform', 'versions', 'load_run_data', 'run_ptq']
+           'QuantizeError', 'MetaRun', 'quantize_unit', 'prepare_meta', 'fit_transform', 'quantize', 'save_quantized',
+           'load_quantized', 'transform_path', 'save_transform', 'load_transform', 'versions', 'load_run_data',
+           'run_ptq']
 
 # %% ../nbs/12_pipeline.ipynb #7739e893
 METHODS = ('rtn', 'geniem', 'metaaug')
@@ -214,6 +215,11 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
                           strict=False, channels_last=m.channels_last)  # short of its threshold: a warning (recorded as converged: False), not a lost run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
+def fit_transform(config:PTQConfig, calib:Tensor) -> PTQConfig:
+    "`config` with T's image channels set to the calibration images' (T maps images to images, so no other value can work)."
+    t = config.meta.transform
+    return config if t.channels == calib.shape[1] else config.replace(meta=config.meta.replace(transform=t.replace(channels=calib.shape[1])))
+
 def quantize(model:nn.Module, # FP model (not modified); its device is used
              calib:Tensor, # calibration images (N, C, H, W)
              config:PTQConfig=PTQConfig(), # method, bits, reconstruction settings
@@ -224,6 +230,10 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
              checkpoint_every:int=2000) -> tuple[QModel, dict]: # also rewrite it every this many steps inside a unit's loops (0: only between units)
     "Quantize `model` with `config.method`; return the `QModel` (all units hard) and the run history (with T for MetaAug)."
     check_range('checkpoint_every', checkpoint_every, 0, integer=True)  # before any work
+    if not (isinstance(calib, Tensor) and calib.dim() == 4 and len(calib) and calib.is_floating_point()):
+        got = f'a {calib.dim()}-d {calib.dtype} tensor of shape {tuple(calib.shape)}' if isinstance(calib, Tensor) else type(calib).__name__
+        raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
+    config = fit_transform(config, calib)
     if resume and checkpoint is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -361,5 +371,5 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
     if out: append_jsonl(out, r)
     if save:
         save_quantized(qm, save, arch, tuple(cx[:1].shape), meta={k: v for k, v in r.items() if k != 'units'})
-        if T is not None: save_transform(T, transform_path(save), config.meta.transform)
+        if T is not None: save_transform(T, transform_path(save), T.cfg)
     return r
