@@ -219,6 +219,8 @@ class AugmentConfig(Config):
     flip_p:float=FLIP_P # flip: probability
     interpolation:str='nearest' # INTERPOLATIONS: rotation and the automated geometric ops
     scale_batch:bool=True # Genie-M + X: reconstruction batch × (1 + copies), as MetaAug doubles it for T(x)
+    mean:tuple=IMAGENET_MEAN # the images' normalisation (one value per channel): X runs on denormalised pixels
+    std:tuple=IMAGENET_STD
     @property
     def names(self) -> list[str]: return [] if self.name == 'none' else self.name.split('+')
     @property
@@ -233,6 +235,8 @@ class AugmentConfig(Config):
         check_range('degrees', self.degrees, 0, 180); check_range('alpha', self.alpha, 1e-6); check_range('flip_p', self.flip_p, 0, 1)
         if len(self.jitter) != 2: raise ConfigError(f"jitter: expected (lo, hi), got {self.jitter!r}")
         check_range('jitter', self.jitter[0], 0); check_range('jitter', self.jitter[1], self.jitter[0])
+        if len(self.mean) != len(self.std) or not self.mean: raise ConfigError(f"mean, std: one value per channel each, got {len(self.mean)} and {len(self.std)}")
+        for s in self.std: check_range('std', s, 1e-12)
 
 def parse_augment(spec:str|None, # 'name[:ops]', e.g. 'cutmix', 'flip+rotation', 'trivialaugment:geometric'; None/'none'
                   **kw) -> AugmentConfig: # other AugmentConfig fields
@@ -243,16 +247,16 @@ def parse_augment(spec:str|None, # 'name[:ops]', e.g. 'cutmix', 'flip+rotation',
 # %% ../nbs/11_augment.ipynb #7740e6ce
 class Augmenter:
     "An `AugmentConfig` as a callable on normalised batches: denormalize -> augment in [0, 1] -> normalize."
-    def __init__(self, cfg:AugmentConfig, # what to apply
-                 mean:Sequence[float]=IMAGENET_MEAN, # normalisation of the images
-                 std:Sequence[float]=IMAGENET_STD):
-        self.cfg, self.mean, self.std = cfg, mean, std
+    def __init__(self, cfg:AugmentConfig): # what to apply, and the images' normalisation (`cfg.mean`, `cfg.std`)
+        self.cfg, self.mean, self.std = cfg, cfg.mean, cfg.std
         self.fns = [AUGMENTATIONS[n](cfg) for n in cfg.names]
     def pixels(self, x:Tensor, g:torch.Generator) -> Tensor:
         "The chain on [0, 1] images."
         return _chain(*self.fns)(x, g)
     def __call__(self, x:Tensor, g:torch.Generator) -> Tensor:
         "The chain on normalised images."
+        if x.shape[1] != len(self.mean):
+            raise ConfigError(f"augment mean, std: {len(self.mean)} channel values for {x.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
         return normalize(self.pixels(denormalize(x, self.mean, self.std), g), self.mean, self.std)
     def copies(self, x:Tensor, g:torch.Generator) -> Tensor:
         "`cfg.copies` independently augmented versions of `x`, concatenated."

@@ -233,6 +233,8 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
     if not (isinstance(calib, Tensor) and calib.dim() == 4 and len(calib) and calib.is_floating_point()):
         got = f'a {calib.dim()}-d {calib.dtype} tensor of shape {tuple(calib.shape)}' if isinstance(calib, Tensor) else type(calib).__name__
         raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
+    if config.augment.active and len(config.augment.mean) != calib.shape[1]:
+        raise ConfigError(f"augment mean, std: {len(config.augment.mean)} channel values for {calib.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
     config = fit_transform(config, calib)
     if resume and checkpoint is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
     seed_everything(config.seed)
