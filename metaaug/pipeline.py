@@ -28,9 +28,9 @@ from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase,
 
 # %% auto #0
 __all__ = ['METHODS', 'CACHE_DTYPES', 'PRESETS', 'BUDGET_FIELDS', 'PTQConfig', 'preset', 'with_overrides', 'evaluate',
-           'QuantizeError', 'MetaRun', 'quantize_unit', 'prepare_meta', 'fit_transform', 'quantize', 'save_quantized',
-           'load_quantized', 'transform_path', 'save_transform', 'load_transform', 'versions', 'load_run_data',
-           'run_ptq']
+           'QuantizeError', 'MetaRun', 'quantize_unit', 'prepare_meta', 'check_calib', 'fit_transform', 'quantize',
+           'save_quantized', 'load_quantized', 'transform_path', 'save_transform', 'load_transform', 'versions',
+           'load_run_data', 'run_ptq']
 
 # %% ../nbs/12_pipeline.ipynb #7739e893
 METHODS = ('rtn', 'geniem', 'metaaug')
@@ -215,6 +215,17 @@ def prepare_meta(model:nn.Module, qm:QModel, calib:Tensor, cfg:PTQConfig, show_p
                           strict=False, channels_last=m.channels_last)  # short of its threshold: a warning (recorded as converged: False), not a lost run
     return MetaRun(fp, logits, T, _meta_units(qm, cfg), feats)
 
+def check_calib(calib:Tensor, config:PTQConfig):
+    "Raise an error naming the argument when `config` cannot run on the calibration images `calib` (before any work)."
+    if not (isinstance(calib, Tensor) and calib.dim() == 4 and len(calib) and calib.is_floating_point()):
+        got = f'a {calib.dim()}-d {calib.dtype} tensor of shape {tuple(calib.shape)}' if isinstance(calib, Tensor) else type(calib).__name__
+        raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
+    if config.augment.active and len(config.augment.mean) != calib.shape[1]:
+        raise ConfigError(f"augment mean, std: {len(config.augment.mean)} channel values for {calib.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
+    w = config.meta.losses
+    if config.method == 'metaaug' and len(calib) < 2 and w.dp_weight > 0 and w.dp_form in ('paper', 'official'):
+        raise MetaAugError(f"calib: MetaAug's L_DP ({w.dp_form!r}, a PKT loss) compares the images of a batch and needs at least 2 calibration images, got 1")
+
 def fit_transform(config:PTQConfig, calib:Tensor) -> PTQConfig:
     "`config` with T's image channels set to the calibration images' (T maps images to images, so no other value can work)."
     t = config.meta.transform
@@ -230,11 +241,7 @@ def quantize(model:nn.Module, # FP model (not modified); its device is used
              checkpoint_every:int=2000) -> tuple[QModel, dict]: # also rewrite it every this many steps inside a unit's loops (0: only between units)
     "Quantize `model` with `config.method`; return the `QModel` (all units hard) and the run history (with T for MetaAug)."
     check_range('checkpoint_every', checkpoint_every, 0, integer=True)  # before any work
-    if not (isinstance(calib, Tensor) and calib.dim() == 4 and len(calib) and calib.is_floating_point()):
-        got = f'a {calib.dim()}-d {calib.dtype} tensor of shape {tuple(calib.shape)}' if isinstance(calib, Tensor) else type(calib).__name__
-        raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
-    if config.augment.active and len(config.augment.mean) != calib.shape[1]:
-        raise ConfigError(f"augment mean, std: {len(config.augment.mean)} channel values for {calib.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
+    check_calib(calib, config)
     config = fit_transform(config, calib)
     if resume and checkpoint is None: raise MetaAugError('--resume: needs --checkpoint, the file to resume from')
     seed_everything(config.seed)
