@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Generality check: `quantize` (Genie-M and MetaAug) on many torchvision CNNs and two hand-written ones.
 
-Random weights, synthetic images, a few iterations: this checks that every architecture runs end to end (units
-found, data captured, reconstruction and the meta phase run, the quantized model evaluates), not its accuracy.
+Random weights (BatchNorm statistics taken from the images), synthetic images, a few iterations: this checks that
+every architecture runs end to end (units found, data captured, reconstruction and the meta phase run, the
+quantized model gives finite logits), not its accuracy.
 Each (architecture, method) runs in its own subprocess, so a crash or a memory blow-up is recorded, not fatal.
 Results: one JSON file, rewritten after every run (status, units, seconds, peak RSS, error).
 
@@ -36,15 +37,18 @@ def child(arch:str, method:str, size:int) -> dict:
     else:
         kw = dict(aux_logits=False, init_weights=True) if arch in ('googlenet', 'inception_v3') else {}
         model = torchvision.models.get_model(arch, weights=None, num_classes=10, **kw)
-    model.eval()
     x = torch.randn(8, cin, size, size)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns: bn.reset_running_stats(); bn.momentum = None  # cumulative average: BatchNorm statistics of these images,
+    with torch.no_grad(): model.train()(x)                        # so that a random network's activations are well scaled
+    model.eval()
     cfg = preset('smoke', method=method, iters=4, batch_size=4)
     if method == 'metaaug': cfg = cfg.replace(meta=cfg.meta.replace(iters=2, batch_size=4, val_batch=4, warmup_steps=5))
     t = time.perf_counter()
     qm, hist = quantize(model, x, cfg, show_progress=False)
-    with torch.no_grad(): fp, q = model(x), qm(x)
+    with torch.no_grad(): q = qm(x)
     return {'units': len(qm.units), 'meta_units': sum('meta_iters' in u for u in hist['units']), 'seconds': round(time.perf_counter() - t, 1),
-            'finite': bool(torch.isfinite(q).all()), 'rel_logit_diff': round(((q - fp).norm() / fp.norm().clamp_min(1e-12)).item(), 4),
+            'finite': bool(torch.isfinite(q).all()),  # not the logits' error: random BatchNorm networks are chaotic, so even W8A8 moves them by 40-90 %
             'peak_rss_mb': round(peak_rss_mb())}
 
 def run_one(arch:str, method:str, a) -> dict:

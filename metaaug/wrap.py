@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from torchvision.models.resnet import BasicBlock as TVBasicBlock, Bottleneck as TVBottleneck
 from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.mnasnet import _InvertedResidual as MnasInvertedResidual
+from torchvision.models.regnet import ResBottleneckBlock
 
 from .core import Config, ConfigError, check_choice, check_range
 from .quantizers import ActQuantizer, WeightQuantizer
@@ -71,10 +73,13 @@ def _tv_bottleneck(b, xm, xs):
     return b.relu(out + (b.downsample(xs) if b.downsample is not None else xs))
 
 def _inverted_residual(b, xm, xs): return xs + b.conv(xm) if b.use_res_connect else b.conv(xm)
+def _mnas_inverted_residual(b, xm, xs): return b.layers(xm) + xs if b.apply_residual else b.layers(xm)
+def _regnet_bottleneck(b, xm, xs): return b.activation((b.proj(xs) if b.proj is not None else xs) + b.f(xm))
 
 BLOCK_FORWARDS: dict[type, Callable] = {
     CifarBasicBlock: lambda b, xm, xs: b.forward_two(xm, xs),
-    TVBasicBlock: _tv_basic, TVBottleneck: _tv_bottleneck, InvertedResidual: _inverted_residual}
+    TVBasicBlock: _tv_basic, TVBottleneck: _tv_bottleneck, InvertedResidual: _inverted_residual,
+    MnasInvertedResidual: _mnas_inverted_residual, ResBottleneckBlock: _regnet_bottleneck}
 
 def register_block(cls:type, # the block's class
                    forward_two:Callable): # (block, x_main, x_shortcut) -> output, equal to block(x) when both are x
