@@ -225,6 +225,10 @@ class AugmentConfig(Config):
     def names(self) -> list[str]: return [] if self.name == 'none' else self.name.split('+')
     @property
     def active(self) -> bool: return bool(self.names)
+    def check_channels(self, channels:int): # the images' channel count
+        "Raise `ConfigError` unless `mean` and `std` have one value per image channel."
+        if len(self.mean) != channels:
+            raise ConfigError(f"augment mean, std: {len(self.mean)} channel values for {channels}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
     def validate(self):
         for n in self.names: check_choice('augment', n, [*AUGMENTATIONS, 'none'])
         check_choice('ops', self.ops, OP_SUBSETS); check_choice('interpolation', self.interpolation, INTERPOLATIONS)
@@ -255,8 +259,7 @@ class Augmenter:
         return _chain(*self.fns)(x, g)
     def __call__(self, x:Tensor, g:torch.Generator) -> Tensor:
         "The chain on normalised images."
-        if x.shape[1] != len(self.mean):
-            raise ConfigError(f"augment mean, std: {len(self.mean)} channel values for {x.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
+        self.cfg.check_channels(x.shape[1])
         return normalize(self.pixels(denormalize(x, self.mean, self.std), g), self.mean, self.std)
     def copies(self, x:Tensor, g:torch.Generator) -> Tensor:
         "`cfg.copies` independently augmented versions of `x`, concatenated."

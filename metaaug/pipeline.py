@@ -220,8 +220,7 @@ def check_calib(calib:Tensor, config:PTQConfig):
     if not (isinstance(calib, Tensor) and calib.dim() == 4 and len(calib) and calib.is_floating_point()):
         got = f'a {calib.dim()}-d {calib.dtype} tensor of shape {tuple(calib.shape)}' if isinstance(calib, Tensor) else type(calib).__name__
         raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
-    if config.augment.active and len(config.augment.mean) != calib.shape[1]:
-        raise ConfigError(f"augment mean, std: {len(config.augment.mean)} channel values for {calib.shape[1]}-channel images; set AugmentConfig(mean=..., std=...) to the images' normalisation")
+    if config.augment.active: config.augment.check_channels(calib.shape[1])
     w = config.meta.losses
     if config.method == 'metaaug' and len(calib) < 2 and w.dp_weight > 0 and w.dp_form in ('paper', 'official'):
         raise MetaAugError(f"calib: MetaAug's L_DP ({w.dp_form!r}, a PKT loss) compares the images of a batch and needs at least 2 calibration images, got 1")
