@@ -114,7 +114,7 @@ ARCHS = {
     'resnet18': _tv_spec('resnet18', 'ResNet18_Weights.IMAGENET1K_V1', 'resnet18-f37072fd.pth'),
     'resnet50': _tv_spec('resnet50', 'ResNet50_Weights.IMAGENET1K_V1', 'resnet50-0676ba61.pth'),
     'mobilenet_v2': _tv_spec('mobilenet_v2', 'MobileNet_V2_Weights.IMAGENET1K_V1', 'mobilenet_v2-b0353104.pth'),
-    'regnet_x_3_2gf': _tv_spec('regnet_x_3_2gf', 'RegNet_X_3_2GF_Weights.IMAGENET1K_V1', 'regnet_x_3_2gf-f342aeae.pth'), # also in the official code (its weights: BRECQ's release)
+    'regnet_x_3_2gf': _tv_spec('regnet_x_3_2gf', 'RegNet_X_3_2GF_Weights.IMAGENET1K_V1', 'regnet_x_3_2gf-f342aeae.pth'), # the official code runs RegNetX and MnasNet on BRECQ's weights; these are torchvision's
     'mnasnet1_0': _tv_spec('mnasnet1_0', 'MNASNet1_0_Weights.IMAGENET1K_V1', 'mnasnet1.0_top1_73.512-f206786ef8.pth'),
 } # architecture name -> spec
 
@@ -227,7 +227,7 @@ def classifier_layer(model:nn.Module) -> nn.Module:
     for kind in (nn.Linear, nn.Conv2d):
         found = [m for m in model.modules() if isinstance(m, kind)]
         if found: return found[-1]
-    raise MetaAugError(f"classifier_layer: {type(model).__name__} has no nn.Linear or nn.Conv2d layer; pass `layer`")
+    raise MetaAugError(f"classifier_layer: {type(model).__name__} has no nn.Linear or nn.Conv2d layer to take the classifier's input from")
 
 def pool_features(a:torch.Tensor) -> torch.Tensor:
     "A classifier's input as one vector per image: a feature map (N, C, H, W) averaged over space, else flattened."
