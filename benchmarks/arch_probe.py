@@ -74,7 +74,6 @@ def main():
     a = ap.parse_args()
     if a.child:
         print(json.dumps(child(a.child[0], a.child[1], int(a.child[2])))); return
-    import torch, torchvision
     from metaaug.pipeline import versions
     res = {'command': 'python benchmarks/arch_probe.py ' + ' '.join(sys.argv[1:]), 'versions': versions(), 'runs': []}
     with tempfile.TemporaryDirectory() as cache:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import dataclasses, functools, zlib
 from contextlib import contextmanager
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -252,7 +251,7 @@ def parse_augment(spec:str|None, # 'name[:ops]', e.g. 'cutmix', 'flip+rotation',
 class Augmenter:
     "An `AugmentConfig` as a callable on normalised batches: denormalize -> augment in [0, 1] -> normalize."
     def __init__(self, cfg:AugmentConfig): # what to apply, and the images' normalisation (`cfg.mean`, `cfg.std`)
-        self.cfg, self.mean, self.std = cfg, cfg.mean, cfg.std
+        self.cfg = cfg
         self.fns = [AUGMENTATIONS[n](cfg) for n in cfg.names]
     def pixels(self, x:Tensor, g:torch.Generator) -> Tensor:
         "The chain on [0, 1] images."
@@ -260,7 +259,8 @@ class Augmenter:
     def __call__(self, x:Tensor, g:torch.Generator) -> Tensor:
         "The chain on normalised images."
         self.cfg.check_channels(x.shape[1])
-        return normalize(self.pixels(denormalize(x, self.mean, self.std), g), self.mean, self.std)
+        c = self.cfg
+        return normalize(self.pixels(denormalize(x, c.mean, c.std), g), c.mean, c.std)
     def copies(self, x:Tensor, g:torch.Generator) -> Tensor:
         "`cfg.copies` independently augmented versions of `x`, concatenated."
         return torch.cat([self(x, g) for _ in range(self.cfg.copies)])

@@ -23,6 +23,7 @@ from .reconstruct import NonFiniteLossError, ReconConfig, fire, reconstruct, rec
 from .capture import tail_after
 from .transform import TransformConfig, cached_warmup, residual_start
 from .checkpoint import RunCheckpoint, set_rng_state
+from .losses import PKT_FORMS
 from .augment import AugmentConfig, Augmenter, augment_generator
 from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase, transformed_data
 
@@ -222,7 +223,7 @@ def check_calib(calib:Tensor, config:PTQConfig):
         raise MetaAugError(f'calib: expected a float tensor of images (N, C, H, W) with N >= 1, got {got}')
     if config.augment.active: config.augment.check_channels(calib.shape[1])
     w = config.meta.losses
-    if config.method == 'metaaug' and len(calib) < 2 and w.dp_weight > 0 and w.dp_form in ('paper', 'official'):
+    if config.method == 'metaaug' and len(calib) < 2 and w.dp_weight > 0 and w.dp_form in PKT_FORMS:
         raise MetaAugError(f"calib: MetaAug's L_DP ({w.dp_form!r}, a PKT loss) compares the images of a batch and needs at least 2 calibration images, got 1")
 
 def fit_transform(config:PTQConfig, calib:Tensor) -> PTQConfig:
