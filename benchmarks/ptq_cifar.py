@@ -133,7 +133,8 @@ def named_flavour(flavour_json) -> str:
     return ', '.join([name] + [f'{k.split(".")[-1]}={v}' for k, v in sorted(diff(name).items())])
 
 def paired_table(paths):
-    "Every MetaAug flavour and every '+ X' against plain Genie-M on the same setting, machine and seeds (a later record of the same run replaces an earlier one)."
+    """Every MetaAug flavour and every '+ X' against plain Genie-M on the same setting, machine and seeds (a later record
+    of the same run replaces an earlier one); a flavour that doubles the final batch also against Genie-M at twice the batch, where run."""
     runs = {}
     for p in paths:
         for r in read_jsonl(p):
@@ -148,10 +149,22 @@ def paired_table(paths):
         base = by_arm.get(('geniem', None, None, None))
         for (method, fl, aug, low), vals in sorted(by_arm.items(), key=str):
             if (method, fl, aug, low) == ('geniem', None, None, None) or method == 'rtn' or not base or not set(vals) & set(base): continue
-            pr = paired(base, vals)
-            ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
-            print(f"| {s.arch} | {s.wbits}/{s.abits} | {s.n_calib} | {s.iters} | {s.cpu or 'not recorded'} | {('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)}{dtype_label(low)} | {len(pr.seeds)} | "
-                  f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
+            label = f"{('MetaAug ' + named_flavour(fl)) if fl else 'Genie-M'}{augment_label(aug, method)}{dtype_label(low)}"
+            _paired_row(s, label, base, vals)
+            matched = arms.get(s._replace(batch_size=2 * s.batch_size), {}).get(('geniem', None, None, None))
+            if fl and doubles_batch(fl) and matched and set(vals) & set(matched):  # the control with as many samples per step
+                _paired_row(s, f'{label}, against Genie-M at batch {2 * s.batch_size}', matched, vals)
+
+def doubles_batch(flavour_json) -> bool:
+    "Whether a MetaAug flavour's final reconstruction takes 2× the samples per step (`final_batch='double'`, the official code)."
+    return json.loads(flavour_json).get('final_batch', META_DEFAULTS['final_batch']) == 'double'
+
+def _paired_row(s, label, base, vals):
+    "One row of the paired table: `vals` − `base` over their shared seeds."
+    pr = paired(base, vals)
+    ci = '—' if pr.ci95 is None else f'[{pr.ci95[0]:+.2f}, {pr.ci95[1]:+.2f}]'
+    print(f"| {s.arch} | {s.wbits}/{s.abits} | {s.n_calib} | {s.iters} | {s.cpu or 'not recorded'} | {label} | {len(pr.seeds)} | "
+          f"{pr.mean:+.2f}{f' ± {pr.sd:.2f}' if pr.sd is not None else ''} | {ci} | {pr.wins} of {len(pr.seeds)} | {pr.p:.3g} |")
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
