@@ -21,7 +21,7 @@ import argparse, copy, json, time
 import torch
 from torch.func import functional_call
 
-from speed import HERE, cifar_setup, header, load, med, prepare_unit, write_results
+from speed import HERE, bench_setup, header, load, med, prepare_unit, write_results
 from metaaug.capture import run_to, tail_after
 from metaaug.losses import kl_val_loss, margin_loss, t_loss_weights, total_t_loss
 from metaaug.meta import CACHEABLE_DP, MetaContext, _dp_term, _round_reg, _stepped, _val_logits, fp_features, fp_outputs, fp_pass, no_param_grads, t_gradient, theta_groups
@@ -68,7 +68,7 @@ def stage_times(ctx, T, mcfg, iters, gen):
     return out
 
 def bench_stages(a):
-    model, qm, calib, weights = cifar_setup('resnet20', a.n_calib, torch.device('cpu'))
+    model, qm, calib, weights = bench_setup('resnet20', a.n_calib, torch.device('cpu'))
     fps = {'folded, T channels-last': fold_bn(model, within=qm.units), 'unfolded, T contiguous': copy.deepcopy(model).eval().requires_grad_(False)}
     outs = {k: fp_outputs(fp, calib, 32) for k, fp in fps.items()}
     mcfg = preset('cpu', meta=a.flavour).meta
@@ -98,7 +98,7 @@ def interleaved(fns, rounds, reps):
     return {k: med(v) for k, v in t.items()} | {'load': load()}
 
 def bench_micro(a):
-    model, qm, calib, _ = cifar_setup('resnet20', a.n_calib, torch.device('cpu'))
+    model, qm, calib, _ = bench_setup('resnet20', a.n_calib, torch.device('cpu'))
     fp, ffp = copy.deepcopy(model).eval().requires_grad_(False), fold_bn(model, within=qm.units)
     x16 = calib[:16].clone().requires_grad_()
     feats = interleaved({'unfolded': lambda: torch.autograd.grad(fp_features(fp, x16).sum(), x16),

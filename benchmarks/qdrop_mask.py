@@ -10,7 +10,7 @@ import json, sys
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import cifar_setup, header, load, med, prepare_unit, timed, write_results
+from speed import bench_setup, header, load, med, prepare_unit, timed, write_results
 import metaaug.quantizers as Q
 from metaaug.reconstruct import reconstruct
 from metaaug.pipeline import preset
@@ -49,7 +49,7 @@ def bench_unit(model, qm, calib, name):
 
 def main(units):
     torch.set_num_threads(1)
-    model, qm, calib, _ = cifar_setup('resnet20', 256, torch.device('cpu'))
+    model, qm, calib, _ = bench_setup('resnet20', 256, torch.device('cpu'))
     res = header(device='cpu') | {'iters_per_round': ITERS, 'rounds': ROUNDS, 'units': []}
     for name in units:
         res['units'].append(bench_unit(model, qm, calib, name)); print(json.dumps(res['units'][-1]), flush=True)

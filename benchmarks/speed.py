@@ -20,6 +20,7 @@ Every figure carries os.getloadavg() and the thread count at the time it was mea
 
     OMP_NUM_THREADS=1 python benchmarks/speed.py                     # default, ~5 min at 1 thread
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
+    OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet18 --size 224 --n_calib 64 --skip meta memory --compile
     python benchmarks/speed.py --skip recon meta memory --e2e --e2e_archs resnet20 resnet56 --threads 2
 """
 import argparse, copy, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
@@ -67,12 +68,12 @@ def write_results(path, res:dict):
 
 # ---------------------------------------------------------------- model and the sequential unit pass
 
-def cifar_setup(arch, n, dev, seed=0):
-    "FP model (pretrained if the weights are found, else random), QModel W2A2, synthetic calibration images."
+def bench_setup(arch, n, dev, seed=0, size=32):
+    "FP model (pretrained if the weights are found, else random), QModel W2A2, `n` synthetic `size`² calibration images."
     try: model, weights = build_model(arch), 'pretrained'
     except Exception: model, weights = build_model(arch, pretrained=False), 'random'
     model = model.to(dev).eval()
-    calib = tiny_images(n, size=32, seed=seed).to(dev)
+    calib = tiny_images(n, size=size, seed=seed).to(dev)
     return model, quantize_model(model, calib[:2], QuantConfig(2, 2)), calib, weights
 
 def prepare_unit(model, qm, name, calib, bs):
@@ -216,12 +217,12 @@ def bench_meta(model, qm, name, calib, d, run, a, flavour):
             'rounds': a.rounds, 'iters_per_round': a.meta_iters, 'load': loads[-1], 'load_per_round': loads}
 
 def bench_arch(arch, a, dev):
-    model, qm, calib, weights = cifar_setup(arch, a.n_calib, dev)
+    model, qm, calib, weights = bench_setup(arch, a.n_calib, dev, size=a.size)
     run = {}
     for k, fp in (('ours', fold_bn(model, within=qm.units)), ('naive', copy.deepcopy(model).eval().requires_grad_(False))):
         logits, feats = fp_outputs(fp, calib, a.recon_batch)
         run[k] = {'fp': fp, 'logits': logits, 'feats': feats}
-    out = {'arch': arch, 'weights': weights, 'n_calib': a.n_calib, 'recon': [], 'meta': []}
+    out = {'arch': arch, 'weights': weights, 'n_calib': a.n_calib, 'size': a.size, 'recon': [], 'meta': []}
     meta_units = set(a.meta_units) if a.meta_units else set(qm.units[1:-1])
     for name in qm.units:
         d = prepare_unit(model, qm, name, calib, a.recon_batch)
@@ -372,6 +373,7 @@ def summary(res):
     s = {}
     for r in res['archs']:
         if r['recon']: s[f"{r['arch']} recon efficiency (median over units)"] = med([u['efficiency'] for u in r['recon']])
+        if r['recon']: s[f"{r['arch']} recon efficiency per unit"] = {u['unit']: round(u['efficiency'], 2) for u in r['recon']}
         if r['recon']: s[f"{r['arch']} recon it/s per unit"] = {u['unit']: round(u['recon_it_s'], 1) for u in r['recon']}
         if r['recon'] and 'bf16_speedup' in r['recon'][0]:
             s[f"{r['arch']} recon bfloat16 speed-up per unit"] = {u['unit']: round(u['bf16_speedup'], 2) for u in r['recon']}
@@ -386,7 +388,8 @@ def summary(res):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--archs', nargs='+', default=['resnet20'], help='CIFAR ResNets for recon and meta (resnet56 is optional)')
+    p.add_argument('--archs', nargs='+', default=['resnet20'], help='networks for recon and meta: CIFAR ResNets, or any registry name with --size 224')
+    p.add_argument('--size', type=int, default=32, help='side of the synthetic calibration images (32: CIFAR; 224: ImageNet networks)')
     p.add_argument('--skip', nargs='*', default=[], choices=['recon', 'meta', 'memory'])
     p.add_argument('--threads', type=int, default=1); p.add_argument('--device', default='auto')
     p.add_argument('--rounds', type=int, default=3, help='interleaved repetitions per figure')

@@ -18,7 +18,7 @@ import argparse, json, warnings
 
 import torch
 
-from speed import HERE, cifar_setup, header, load, prepare_unit, write_results
+from speed import HERE, bench_setup, header, load, prepare_unit, write_results
 from meta_stages import interleaved
 from metaaug.capture import tail_after
 from metaaug.data import resolve_data_root
@@ -44,7 +44,7 @@ def bench_micro(a, cfg, calib):
     return {"T's forward + backward, batch 16 (ms)": fb, 'warm-up step, batch 32 (ms)': warm}
 
 def bench_meta(a, mcfg):
-    model, qm, calib, weights = cifar_setup('resnet20', a.n_calib, torch.device('cpu'))
+    model, qm, calib, weights = bench_setup('resnet20', a.n_calib, torch.device('cpu'))
     fp = fold_bn(model, within=qm.units); logits, feats = fp_outputs(fp, calib, 32)
     rows = []
     for name in qm.units:
@@ -83,7 +83,7 @@ def main(a):
     mcfg = preset('cpu', meta=a.flavour).meta
     res = header(transform=mcfg.transform.to_dict())
     if 'micro' not in a.skip:
-        _, _, calib, _ = cifar_setup('resnet20', a.n_calib, torch.device('cpu'))
+        _, _, calib, _ = bench_setup('resnet20', a.n_calib, torch.device('cpu'))
         res['micro'] = bench_micro(a, mcfg.transform, calib); print(json.dumps(res['micro']), flush=True)
     if 'meta' not in a.skip: res['meta'] = bench_meta(a, mcfg)
     if 'warmup' not in a.skip: res['warmup'] = bench_warmup(a, mcfg)
