@@ -17,6 +17,8 @@
   (`--e2e_side_by_side`) or one after the other, alternated per seed; T's warm-up fresh unless `--no-e2e_fresh_warmup`.
 
 Every figure carries os.getloadavg() and the thread count at the time it was measured.
+The process (and each child) first calls `metaaug.core.keep_freed_memory()`, as `run_ptq` and the CLI do; `--malloc
+system` keeps glibc's defaults, under which every activation above 32 MiB is faulted in again at every step.
 
     OMP_NUM_THREADS=1 python benchmarks/speed.py                     # default, ~5 min at 1 thread
     OMP_NUM_THREADS=1 python benchmarks/speed.py --archs resnet20 resnet56 --rounds 5 --compile
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaaug.core import atomic_write_bytes, cpu_name, module_device, native_bf16, peak_rss_mb, proc_status_mb, to_jsonable
+from metaaug.core import atomic_write_bytes, cpu_name, keep_freed_memory, module_device, native_bf16, peak_rss_mb, proc_status_mb, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
 from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
@@ -57,6 +59,10 @@ def timed(fn, dev):
     return time.perf_counter() - t0
 
 def med(xs): return statistics.median(xs) if xs else None
+
+def apply_malloc(a) -> bool:
+    "`keep_freed_memory()` as `run_ptq` calls it, unless `--malloc system` (glibc's defaults); True if applied."
+    return keep_freed_memory() if a.malloc == 'kept' else False
 
 def header(**fields) -> dict:
     "The start of every results file: the command, the versions, `fields`, and the load at the start."
@@ -259,7 +265,7 @@ def resnet50_unit_bytes(unit, size, dtype):
 def memory_child(a):
     "Runs in its own process: build the cache, report peak RSS."
     import torchvision
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads); apply_malloc(a)
     dtype = CACHE_DTYPES[a._mem_child]
     m = torchvision.models.resnet50(weights=None).eval().requires_grad_(False)
     imgs = torch.randn(a.mem_n, 3, a.mem_size, a.mem_size, generator=torch.Generator().manual_seed(0))
@@ -281,7 +287,7 @@ def bench_memory(a):
         if predicted > min(a.mem_limit_gb, mem_available_gb() - 2):
             case.update(allocated=False, note=f'predicted peak {predicted:.1f} GB exceeds the limit; size computed, not allocated', **load())
         else:
-            cmd = [sys.executable, __file__, '--_mem_child', dt] + [f'--{k}={getattr(a, k)}' for k in ('mem_n', 'mem_size', 'mem_unit', 'mem_batch', 'threads')]
+            cmd = [sys.executable, __file__, '--_mem_child', dt] + [f'--{k}={getattr(a, k)}' for k in ('mem_n', 'mem_size', 'mem_unit', 'mem_batch', 'threads', 'malloc')]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode: case.update(allocated=False, error=r.stderr[-2000:], **load())
             else: case.update(allocated=True, **json.loads(r.stdout.strip().splitlines()[-1]))
@@ -298,7 +304,7 @@ def e2e_child(a):
     arch, method, seed = a._e2e_child.split(':')
     cfg = preset('cpu', meta=a.e2e_meta if method == 'metaaug' else None, method=method, wbits=a.e2e_wbits, abits=a.e2e_abits, seed=int(seed), iters=a.e2e_iters)
     if a.e2e_meta_iters is not None: cfg = cfg.replace(meta=cfg.meta.replace(iters=a.e2e_meta_iters))
-    r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False)
+    r = run_ptq(arch, cfg, n_calib=a.e2e_n_calib, n_test=a.e2e_n_test, device=a.device, show_progress=False, keep_freed=a.malloc == 'kept')
     w = r.get('warmup') or {}
     print(json.dumps({k: r.get(k) for k in ('arch', 'method', 'seed', 'wbits', 'abits', 'n_calib', 'iters', 'wall_s', 'quant_s', 'meta_s',
                                             'peak_rss_mb', 'quant_peak_rss_mb', 'fp_top1', 'test_top1', 'calib_top1')}
@@ -306,7 +312,7 @@ def e2e_child(a):
 
 def _e2e_cmd(a, arch, method, seed):
     return [sys.executable, __file__, '--_e2e_child', f'{arch}:{method}:{seed}'] + [f'--{k}={getattr(a, k)}' for k in
-            ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'e2e_wbits', 'e2e_abits', 'device', 'threads') if getattr(a, k) is not None]
+            ('e2e_meta', 'e2e_iters', 'e2e_meta_iters', 'e2e_n_calib', 'e2e_n_test', 'e2e_wbits', 'e2e_abits', 'device', 'threads', 'malloc') if getattr(a, k) is not None]
 
 def _e2e_runs(a, arch, seed, cache) -> list[dict]:
     """Genie-M and MetaAug on one (arch, seed): side by side (`--e2e_side_by_side`, so both see the same load) or one
@@ -353,11 +359,12 @@ def e2e_ratios(rows, archs, seeds) -> dict:
 
 def main(a):
     torch.set_num_threads(a.threads)
+    a.malloc_kept = apply_malloc(a)
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
     # TF32 convolutions (PyTorch's CUDA default) differ from float32 by ~1e-3 relative, more than the ours-vs-naive check allows
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = a.tf32
     a.bf16 = native_bf16(dev) if a.recon_bf16 is None else a.recon_bf16
-    res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32) | {'archs': []}
+    res = header(device=str(dev), device_name=device_name(dev), tf32=a.tf32, malloc=a.malloc, malloc_kept=a.malloc_kept) | {'archs': []}
     t0 = time.perf_counter()
     def save():  # after every stage, so a long run keeps what it measured
         res['summary'] = summary(res); res['wall_s'] = time.perf_counter() - t0
@@ -412,6 +419,7 @@ if __name__ == '__main__':
     p.add_argument('--e2e_side_by_side', action='store_true', help="run each seed's Genie-M and MetaAug at the same time (same load)")
     p.add_argument('--e2e_fresh_warmup', action=argparse.BooleanOptionalAction, default=True,
                    help="MetaAug's T warm-up in a fresh cache folder, so its time is part of the run (--no-e2e_fresh_warmup: use the user cache)")
+    p.add_argument('--malloc', choices=['kept', 'system'], default='kept', help="kept: metaaug.core.keep_freed_memory() first, as run_ptq does; system: glibc's defaults")
     p.add_argument('--out', default=str(HERE / 'results' / 'speed.json'))
     p.add_argument('--_mem_child', default=None, help=argparse.SUPPRESS); p.add_argument('--_e2e_child', default=None, help=argparse.SUPPRESS)
     a = p.parse_args()

@@ -58,7 +58,8 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
                 checkpoint_every:int=2000, # steps between checkpoints inside a unit's reconstruction and meta loops (0: only between units)
                 resume:bool=False, # continue an interrupted run from --checkpoint
                 skip_bad_images:bool=False, # skip image files that cannot be decoded (with a warning) instead of stopping
-                quiet:bool=False): # no progress bars
+                quiet:bool=False, # no progress bars
+                system_malloc:bool=False): # keep glibc's malloc defaults: less resident memory, slower steps on large activations (`core.keep_freed_memory`)
     "Quantize a pretrained classifier with MetaAug, Genie-M or round-to-nearest and record its accuracy."
     with cli_errors('metaaug_ptq'):
         mcfg = {'iters': meta_iters} if meta_iters is not None else {}
@@ -67,7 +68,7 @@ def metaaug_ptq(arch:str='resnet20', # architecture: resnet20/32/44/56 (CIFAR-10
         if mcfg: cfg = cfg.replace(meta=cfg.meta.replace(**mcfg))
         r = run_ptq(arch, cfg, weights=weights, data=data, n_calib=n_calib, n_test=n_test, device=device,
                     out=out, save=save, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, bad_files='skip' if skip_bad_images else 'error',
-                    show_progress=not quiet)
+                    show_progress=not quiet, keep_freed=not system_malloc)
         if save: ship(save, r)
         print(json.dumps({k: r[k] for k in ('arch', 'method', 'wbits', 'abits', 'n_calib', 'iters', 'seed', 'fp_top1',
                                             'fp_calib_top1', 'test_top1', 'calib_top1', 'wall_s', 'meta_s', 'peak_rss_mb', 'quant_peak_rss_mb')}))

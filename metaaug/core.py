@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'Config', 'get_device', 'module_device', 'cpu_name',
            'native_bf16', 'seed_everything', 'progress', 'proc_status_mb', 'peak_rss_mb', 'PeakRSS', 'Timer',
-           'Interrupt', 'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save',
-           'to_jsonable', 'append_jsonl', 'read_jsonl']
+           'keep_freed_memory', 'Interrupt', 'deferred_interrupt', 'SafePoint', 'atomic_write_bytes', 'torch_bytes',
+           'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #080b265b
 class MetaAugError(Exception):
@@ -150,6 +150,18 @@ class Timer:
     "Context manager measuring wall time in seconds (`.s`)."
     def __enter__(self): self.t0 = time.perf_counter(); return self
     def __exit__(self, *exc): self.s = time.perf_counter() - self.t0
+
+# %% ../nbs/00_core.ipynb #7d193f3e
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
+
+def keep_freed_memory(trim_threshold:int=2**31 - 1) -> bool: # bytes free at the top of the heap before glibc returns any to the OS
+    "Make glibc's malloc serve every block from its heap (no mapping per large block) and keep freed memory, for the rest of the process; True if applied, False without glibc."
+    if platform.libc_ver()[0] != 'glibc': return False
+    try:
+        import ctypes, ctypes.util
+        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
+    except (OSError, AttributeError): return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #43b8d749
 class Interrupt:

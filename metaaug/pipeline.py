@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .core import (Config, ConfigError, MetaAugError, SafePoint, Timer, append_jsonl, atomic_torch_save, check_choice, to_jsonable,
-                          check_range, deferred_interrupt, get_device, module_device, native_bf16, cpu_name, peak_rss_mb, PeakRSS, progress, seed_everything)
+                          check_range, deferred_interrupt, get_device, module_device, native_bf16, cpu_name, peak_rss_mb, PeakRSS, progress, seed_everything, keep_freed_memory)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model, fold_bn
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
@@ -356,15 +356,17 @@ def run_ptq(arch:str='resnet20', # a key of metaaug.models.ARCHS
             resume:bool=False, # continue from `checkpoint`
             bad_files:str='error', # undecodable image files: 'error' or 'skip'
             callbacks=(), # passed to `quantize`
-            show_progress:bool=True) -> dict: # progress bars
+            show_progress:bool=True, # progress bars
+            keep_freed:bool=True) -> dict: # call `keep_freed_memory` first (the whole process: no page faults a step on large activations; resident memory stays near its peak)
     "Quantize a registry model on real data, evaluate it beside the FP model, and return (and save) the record."
     t0, dev = time.perf_counter(), get_device(device)
+    malloc_kept = keep_freed_memory() if keep_freed else False
     check_choice('--arch', arch, ARCHS)
     root = resolve_data_root(data)
     model = build_model(arch, weights, data_root=root).to(dev)
     (cx, cy), test = load_run_data(ARCHS[arch].dataset, root, n_calib, config.seed, n_test, bad_files)
     fp = {'fp_top1': evaluate(model, test), 'fp_calib_top1': evaluate(model, (cx, cy))}
-    rec = dict(arch=arch, config=config, n_calib=n_calib, n_test=n_test or len(test[1] if isinstance(test, tuple) else test), dev=dev)
+    rec = dict(arch=arch, config=config, n_calib=n_calib, n_test=n_test or len(test[1] if isinstance(test, tuple) else test), dev=dev, malloc_kept=malloc_kept)
     try:
         with Timer() as tq, PeakRSS() as mem: qm, hist = quantize(model, cx, config, callbacks=callbacks, show_progress=show_progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     except QuantizeError as e:
