@@ -157,10 +157,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (ma
 def keep_freed_memory(trim_threshold:int=2**31 - 1) -> bool: # bytes free at the top of the heap before glibc returns any to the OS
     "Make glibc's malloc serve every block from its heap (no mapping per large block) and keep freed memory, for the rest of the process; True if applied, False without glibc."
     if platform.libc_ver()[0] != 'glibc': return False
-    try:
-        import ctypes, ctypes.util
-        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
-    except (OSError, AttributeError): return False
+    import ctypes
+    mallopt = ctypes.CDLL(None).mallopt  # glibc is already loaded in this process: no library search
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 # %% ../nbs/00_core.ipynb #43b8d749
