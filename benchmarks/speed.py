@@ -9,7 +9,8 @@
   speed-up over float32 and their efficiency against bfloat16 convs of the same shapes.
 - meta: MetaAug meta-iteration time, ours (`meta_step` as the pipeline runs it: FP BatchNorms folded by `fold_bn`, T
   channels-last) vs the naive full-forward step (`naive_meta_step`, unfolded FP, contiguous T), per unit and flavour, interleaved rounds of `--meta_iters` iterations each; before timing, one step of each on the same T
-  (QDrop off) checks the losses and T's gradient agree.
+  (QDrop off) checks the losses and T's gradient agree. Beside it, the most that not recomputing can give in
+  arithmetic (`caching_bound`: forward multiply-adds of both steps, plus the backward both must run).
 - memory: peak RSS of a ResNet-50 unit cache at 224² with N synthetic images (float32 vs bfloat16), each in its own
   subprocess; a case predicted above --mem_limit_gb (or above the available memory) is computed, not allocated.
 - e2e (--e2e only): Genie-M vs MetaAug end-to-end `run_ptq` on the real data (wall time, quantization time, meta
@@ -199,6 +200,38 @@ def meta_check(ctxs, T, mcfg):
             'fold': _rel(naive['ours', 'cl'], naive['naive', 'cl']), 'layout': _rel(naive['naive', 'cl'], naive['naive', 'cont']),
             'same': cache['loss'] < 1e-4 and cache['grad'] < 1e-3}
 
+def _layer_macs(m, a, o):
+    "Multiply-adds of one conv / transposed conv / linear call (a QuantLayer counts as its layer)."
+    l = m.layer if isinstance(m, QuantLayer) else m
+    if isinstance(l, nn.ConvTranspose2d): return a[0].numel() * l.out_channels // l.groups * l.kernel_size[0] * l.kernel_size[1]
+    if isinstance(l, nn.Conv2d): return o.numel() * l.in_channels // l.groups * l.kernel_size[0] * l.kernel_size[1]
+    return o.numel() * l.in_features
+
+def forward_macs(step, ctx, T, mcfg, groups) -> dict:
+    "Forward multiply-adds of one meta step in the FP model, the QModel and T: all of them, and those whose output carries a graph (each costs at least as much again in the backward)."
+    n = {'all': 0, 'differentiated': 0}
+    def hook(m, a, o):
+        k = _layer_macs(m, a, o); n['all'] += k
+        if o.requires_grad: n['differentiated'] += k
+    hs = [m.register_forward_hook(hook) for root in (ctx.fp, ctx.qm, T) for m in root.modules()
+          if isinstance(m, (QuantLayer, nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]  # a QuantLayer's own layer is never called
+    theta = {k: p.detach().clone().requires_grad_() for k, p in ctx.unit.named_parameters() if k in groups}
+    try: step(ctx, T, theta, 5.0, mcfg, torch.Generator().manual_seed(1), groups)
+    finally:
+        for h in hs: h.remove()
+    return n
+
+def caching_bound(ctxs, T, mcfg) -> dict:
+    """How much faster any exact step can be than the naive one by not recomputing, in arithmetic: the naive step's
+    forward MACs plus the backward both must run (at least the input gradient of every differentiated forward of
+    ours), over ours' forward plus that backward. Ours runs each forward pass only once per iteration, and each one
+    depends on T or θ¹, which change every iteration."""
+    groups = theta_groups(ctxs['ours'].unit)
+    o, nv = forward_macs(meta_step, ctxs['ours'], T, mcfg, groups), forward_macs(naive_meta_step, ctxs['naive'], T, mcfg, groups)
+    b = o['differentiated']
+    return {'forward_macs_ours': o['all'], 'forward_macs_naive': nv['all'], 'backward_macs_at_least': b,
+            'forward_ratio': nv['all'] / o['all'], 'bound': (nv['all'] + b) / (o['all'] + b)}
+
 def bench_meta(model, qm, name, calib, d, run, a, flavour):
     "Interleaved rounds of `meta_iters` meta iterations with `meta_step` and with `naive_meta_step` (each on its own copy of T)."
     mcfg = preset('cpu', meta=flavour).meta.replace(iters=a.meta_iters, diag_every=0)
@@ -206,6 +239,7 @@ def bench_meta(model, qm, name, calib, d, run, a, flavour):
     ctxs = {k: MetaContext(run[k]['fp'], qm, name, calib, d.x_q, run[k]['logits'], tail_after(run[k]['fp'], name), run[k]['feats']) for k in mcfgs}
     T0 = UNet(mcfg.transform).to(calib.device)
     check = meta_check(ctxs, T0, mcfg)
+    bound = caching_bound(ctxs, T0, mcfg)  # QDrop still off from the check
     state = {n: p.detach().clone() for n, p in ctxs['ours'].unit.named_parameters()}
     Ts, t, loads = {'ours': copy.deepcopy(T0), 'naive': copy.deepcopy(T0)}, {'ours': [], 'naive': []}, []
     fns = {'ours': meta_step, 'naive': naive_meta_step}
@@ -219,7 +253,7 @@ def bench_meta(model, qm, name, calib, d, run, a, flavour):
         for n, p in ctxs['ours'].unit.named_parameters(): p.copy_(state[n])
     return {'unit': name, 'flavour': flavour, 'ours': 'meta_step, FP BatchNorms folded (fold_bn), T channels-last', 'naive': 'naive_meta_step, unfolded FP, contiguous T', 'batch_size': mcfg.batch_size, 'val_batch': mcfg.val_batch, 'transform': dataclasses.asdict(mcfg.transform),
             'ours_s_per_iter': med(t['ours']) / a.meta_iters, 'naive_s_per_iter': med(t['naive']) / a.meta_iters,
-            'speedup': med([n / o for n, o in zip(t['naive'], t['ours'])]), 'check': check,
+            'speedup': med([n / o for n, o in zip(t['naive'], t['ours'])]), 'caching_bound': bound, 'check': check,
             'rounds': a.rounds, 'iters_per_round': a.meta_iters, 'load': loads[-1], 'load_per_round': loads}
 
 def bench_arch(arch, a, dev):
@@ -240,7 +274,8 @@ def bench_arch(arch, a, dev):
         set_mode(qm.unit(name), 'hard')  # final before the next unit
     return out
 
-def _short(r): return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ('load_per_round', 'transform', 'check')} | (
+def _short(r): return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ('load_per_round', 'transform', 'check', 'caching_bound')} | (
+    {'caching_bound': round(r['caching_bound']['bound'], 2)} if 'caching_bound' in r else {}) | (
     {'same': r['check']['same'], 'cache': r['check']['cache'], 'fold': r['check']['fold']} if 'check' in r else {})
 
 # ---------------------------------------------------------------- memory of a ResNet-50 unit cache
@@ -389,6 +424,8 @@ def summary(res):
             ms = [m for m in r['meta'] if m['flavour'] == fl]
             s[f"{r['arch']} meta speedup ours vs naive, {fl}"] = {m['unit']: round(m['speedup'], 2) for m in ms}
             s[f"{r['arch']} meta same losses, {fl}"] = all(m['check']['same'] for m in ms)
+            if all('caching_bound' in m for m in ms):
+                s[f"{r['arch']} meta caching bound (arithmetic), {fl}"] = {m['unit']: round(m['caching_bound']['bound'], 2) for m in ms}
     if 'memory' in res: s['memory peak RSS MB'] = {c['dtype']: c.get('peak_rss_mb', f"computed {c['cache_gb_computed']:.2f} GB cache") for c in res['memory']['cases']}
     if res.get('e2e', {}).get('metaaug_over_geniem'): s['e2e metaaug/geniem (median over seeds)'] = res['e2e']['metaaug_over_geniem']
     return s
