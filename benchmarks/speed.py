@@ -36,7 +36,7 @@ from torch import nn
 from metaaug.core import atomic_write_bytes, cpu_name, keep_freed_memory, module_device, native_bf16, peak_rss_mb, proc_status_mb, to_jsonable
 from metaaug.capture import cache_unit, tail_after
 from metaaug.fixtures import tiny_images
-from metaaug.meta import META_PRESETS, MetaContext, fp_outputs, meta_phase, meta_step, naive_meta_step, theta_groups
+from metaaug.meta import META_PRESETS, MetaContext, caching_bound, fp_outputs, meta_phase, meta_step, naive_meta_step, step_macs, theta_groups
 from metaaug.models import build_model, fold_bn
 from metaaug.pipeline import CACHE_DTYPES, preset, versions
 from metaaug.reconstruct import ReconConfig, reconstruct
@@ -200,37 +200,11 @@ def meta_check(ctxs, T, mcfg):
             'fold': _rel(naive['ours', 'cl'], naive['naive', 'cl']), 'layout': _rel(naive['naive', 'cl'], naive['naive', 'cont']),
             'same': cache['loss'] < 1e-4 and cache['grad'] < 1e-3}
 
-def _layer_macs(m, a, o):
-    "Multiply-adds of one conv / transposed conv / linear call (a QuantLayer counts as its layer)."
-    l = m.layer if isinstance(m, QuantLayer) else m
-    if isinstance(l, nn.ConvTranspose2d): return a[0].numel() * l.out_channels // l.groups * l.kernel_size[0] * l.kernel_size[1]
-    if isinstance(l, nn.Conv2d): return o.numel() * l.in_channels // l.groups * l.kernel_size[0] * l.kernel_size[1]
-    return o.numel() * l.in_features
-
-def forward_macs(step, ctx, T, mcfg, groups) -> dict:
-    "Forward multiply-adds of one meta step in the FP model, the QModel and T: all of them, and those whose output carries a graph (each costs at least as much again in the backward)."
-    n = {'all': 0, 'differentiated': 0}
-    def hook(m, a, o):
-        k = _layer_macs(m, a, o); n['all'] += k
-        if o.requires_grad: n['differentiated'] += k
-    hs = [m.register_forward_hook(hook) for root in (ctx.fp, ctx.qm, T) for m in root.modules()
-          if isinstance(m, (QuantLayer, nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]  # a QuantLayer's own layer is never called
-    theta = {k: p.detach().clone().requires_grad_() for k, p in ctx.unit.named_parameters() if k in groups}
-    try: step(ctx, T, theta, 5.0, mcfg, torch.Generator().manual_seed(1), groups)
-    finally:
-        for h in hs: h.remove()
-    return n
-
-def caching_bound(ctxs, T, mcfg) -> dict:
-    """How much faster any exact step can be than the naive one by not recomputing, in arithmetic: the naive step's
-    forward MACs plus the backward both must run (at least the input gradient of every differentiated forward of
-    ours), over ours' forward plus that backward. Ours runs each forward pass only once per iteration, and each one
-    depends on T or θ¹, which change every iteration."""
-    groups = theta_groups(ctxs['ours'].unit)
-    o, nv = forward_macs(meta_step, ctxs['ours'], T, mcfg, groups), forward_macs(naive_meta_step, ctxs['naive'], T, mcfg, groups)
-    b = o['differentiated']
-    return {'forward_macs_ours': o['all'], 'forward_macs_naive': nv['all'], 'backward_macs_at_least': b,
-            'forward_ratio': nv['all'] / o['all'], 'bound': (nv['all'] + b) / (o['all'] + b)}
+def bound_record(ctxs, T, mcfg) -> dict:
+    "Forward multiply-adds of both steps (`step_macs`) and `caching_bound`: what not recomputing can give in arithmetic."
+    o, nv = step_macs(meta_step, ctxs['ours'], T, mcfg), step_macs(naive_meta_step, ctxs['naive'], T, mcfg)
+    return {'forward_macs_ours': o['all'], 'forward_macs_naive': nv['all'], 'backward_macs_at_least': o['differentiated'],
+            'forward_ratio': nv['all'] / o['all'], 'bound': caching_bound(o, nv)}
 
 def bench_meta(model, qm, name, calib, d, run, a, flavour):
     "Interleaved rounds of `meta_iters` meta iterations with `meta_step` and with `naive_meta_step` (each on its own copy of T)."
@@ -239,7 +213,7 @@ def bench_meta(model, qm, name, calib, d, run, a, flavour):
     ctxs = {k: MetaContext(run[k]['fp'], qm, name, calib, d.x_q, run[k]['logits'], tail_after(run[k]['fp'], name), run[k]['feats']) for k in mcfgs}
     T0 = UNet(mcfg.transform).to(calib.device)
     check = meta_check(ctxs, T0, mcfg)
-    bound = caching_bound(ctxs, T0, mcfg)  # QDrop still off from the check
+    bound = bound_record(ctxs, T0, mcfg)  # QDrop still off from the check
     state = {n: p.detach().clone() for n, p in ctxs['ours'].unit.named_parameters()}
     Ts, t, loads = {'ours': copy.deepcopy(T0), 'naive': copy.deepcopy(T0)}, {'ours': [], 'naive': []}, []
     fns = {'ours': meta_step, 'naive': naive_meta_step}

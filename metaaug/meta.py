@@ -26,7 +26,7 @@ from .models import classifier_layer, pool_features
 __all__ = ['INNER_RULES', 'FINAL_BATCH', 'T_STARTS', 'META_PRESETS', 'ADAM_EPS', 'CACHEABLE_DP', 'MetaConfig', 'theta_groups',
            'inner_update', 'MetaContext', 'fp_features', 'fp_outputs', 'no_param_grads', 'fp_pass', 'inner_loss',
            'meta_step', 'full_forward', 'naive_meta_step', 'term_grad_norms', 't_gradient', 'theta_change',
-           'meta_phase', 'transformed_data']
+           'meta_phase', 'transformed_data', 'step_macs', 'caching_bound']
 
 # %% ../nbs/10_meta.ipynb #67f8dd28
 INNER_RULES = ('adam1', 'sgd')
@@ -364,3 +364,37 @@ def transformed_data(fp:nn.Module, # FP model
         tx = torch.cat([(aug or (lambda z: z))(T(b.to(dev))).contiguous() for b in calib.split(batch_size)])  # the caches stay contiguous
     finally: T.train(was)
     return cache_unit(fp, qm, name, tx, batch_size=batch_size, **cache_kw)
+
+# %% ../nbs/10_meta.ipynb #0a0e85a5
+def _layer_macs(m, a, o):
+    l = m.layer if isinstance(m, QuantLayer) else m
+    k = l.kernel_size[0] * l.kernel_size[1] if isinstance(l, (nn.Conv2d, nn.ConvTranspose2d)) else 1
+    if isinstance(l, nn.ConvTranspose2d): return a[0].numel() * l.out_channels // l.groups * k
+    if isinstance(l, nn.Conv2d): return o.numel() * l.in_channels // l.groups * k
+    return o.numel() * l.in_features
+
+def step_macs(step, # `meta_step` or `naive_meta_step`
+              ctx:MetaContext, # the unit's context
+              T:nn.Module, # transformation network
+              cfg:MetaConfig, # meta settings (the batch sizes count)
+              beta:float|None=5.0) -> dict[str, int]: # rounding-regulariser β (None: off)
+    "Forward multiply-adds of one `step` in the FP model, the QModel and T: 'all', and 'differentiated' (outputs that carry a graph)."
+    n = {'all': 0, 'differentiated': 0}
+    def hook(m, a, o):
+        k = _layer_macs(m, a, o); n['all'] += k
+        if o.requires_grad: n['differentiated'] += k
+    layers = (QuantLayer, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)  # a QuantLayer's own layer is never called
+    hs = [m.register_forward_hook(hook) for root in (ctx.fp, ctx.qm, T) for m in root.modules() if isinstance(m, layers)]
+    groups = theta_groups(ctx.unit)
+    theta = {k: p.detach().clone().requires_grad_() for k, p in ctx.unit.named_parameters() if k in groups}
+    try: step(ctx, T, theta, beta, cfg, torch.Generator().manual_seed(1), groups)
+    finally:
+        for h in hs: h.remove()
+    return n
+
+def caching_bound(ours:dict, # `step_macs` of `meta_step`
+                  naive:dict) -> float: # `step_macs` of `naive_meta_step` on the same unit
+    "The most that not recomputing can speed up a step, in multiply-adds: (naive forward + B) / (ours' forward + B), B = ours' differentiated forward, the least backward both must run."
+    b = ours['differentiated']
+    return (naive['all'] + b) / (ours['all'] + b)
+
