@@ -398,8 +398,7 @@ def summary(res):
             ms = [m for m in r['meta'] if m['flavour'] == fl]
             s[f"{r['arch']} meta speedup ours vs naive, {fl}"] = {m['unit']: round(m['speedup'], 2) for m in ms}
             s[f"{r['arch']} meta same losses, {fl}"] = all(m['check']['same'] for m in ms)
-            if all('caching_bound' in m for m in ms):
-                s[f"{r['arch']} meta caching bound (arithmetic), {fl}"] = {m['unit']: round(m['caching_bound']['bound'], 2) for m in ms}
+            s[f"{r['arch']} meta caching bound (arithmetic), {fl}"] = {m['unit']: round(m['caching_bound']['bound'], 2) for m in ms}
     if 'memory' in res: s['memory peak RSS MB'] = {c['dtype']: c.get('peak_rss_mb', f"computed {c['cache_gb_computed']:.2f} GB cache") for c in res['memory']['cases']}
     if res.get('e2e', {}).get('metaaug_over_geniem'): s['e2e metaaug/geniem (median over seeds)'] = res['e2e']['metaaug_over_geniem']
     return s

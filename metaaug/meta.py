@@ -379,7 +379,7 @@ def step_macs(step, # `meta_step` or `naive_meta_step`
               cfg:MetaConfig, # meta settings (the batch sizes count)
               beta:float|None=5.0) -> dict[str, int]: # rounding-regulariser β (None: off)
     "Forward multiply-adds of one `step` in the FP model, the QModel and T: 'all', and 'differentiated' (outputs that carry a graph)."
-    n = {'all': 0, 'differentiated': 0}
+    n, T = {'all': 0, 'differentiated': 0}, copy.deepcopy(T)  # a copy: the step would update T's BatchNorm statistics
     def hook(m, a, o):
         k = _layer_macs(m, a, o); n['all'] += k
         if o.requires_grad: n['differentiated'] += k
