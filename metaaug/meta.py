@@ -367,6 +367,7 @@ def transformed_data(fp:nn.Module, # FP model
 
 # %% ../nbs/10_meta.ipynb #0a0e85a5
 def _layer_macs(m, a, o):
+    "Multiply-adds of one call of a conv, transposed conv or linear layer (a QuantLayer counts as its layer), from its input `a` and output `o`."
     l = m.layer if isinstance(m, QuantLayer) else m
     k = l.kernel_size[0] * l.kernel_size[1] if isinstance(l, (nn.Conv2d, nn.ConvTranspose2d)) else 1
     if isinstance(l, nn.ConvTranspose2d): return a[0].numel() * l.out_channels // l.groups * k
