@@ -217,7 +217,7 @@ class AugmentConfig(Config):
     alpha:float=MIX_ALPHA # MixUp / CutMix: Beta(alpha, alpha)
     flip_p:float=FLIP_P # flip: probability
     interpolation:str='nearest' # INTERPOLATIONS: rotation and the automated geometric ops
-    scale_batch:bool=True # Genie-M + X: reconstruction batch × (1 + copies), as MetaAug doubles it for T(x)
+    scale_batch:bool=True # Genie-M + X under `batch_rule='samples'`: reconstruction batch × (1 + copies), as MetaAug doubles it for T(x) (the chunk rule scales by itself)
     mean:tuple=IMAGENET_MEAN # the images' normalisation (one value per channel): X runs on denormalised pixels
     std:tuple=IMAGENET_STD
     @property

@@ -147,6 +147,12 @@ def _sweep(path, values): return tuple(Cell(f'{v:g}', {path: v}, x=v) for v in v
 W2A2 = {'wbits': 2, 'abits': 2} # the paper's bit-widths for the ablations
 METAAUG = {'method': 'metaaug'}
 _L = 'meta.losses.'
+_RULE = 'recon.batch_rule'
+_RULE_ARMS = (Cell('A: Genie-M, chunks (N/32)', {_RULE: 'chunks'}), Cell('B: Genie-M, 32 samples'),
+              Cell('C: MetaAug, chunks (2N/32)', {**METAAUG, _RULE: 'chunks'}),
+              Cell('D: MetaAug K = 0, chunks (2N/32)', {**METAAUG, _RULE: 'chunks', 'meta.iters': 0}),
+              Cell('E: Genie-M, 16 chunks (2N/32)', {_RULE: 'chunks', 'recon.chunks': 16})) # the arms of the batch-rule study (issue 24)
+_RULE_NOTE = "Chunk rule: each epoch of the unit's M samples cut into 32 parts (16 for E), one per step; MetaAug: M = 2N (original ∪ T(x))."
 
 def _auto_rows(ops=None):
     sfx, lab = (f':{ops}', f' ({ops})') if ops else ('', '')
@@ -184,6 +190,11 @@ SPECS = {s.name: s for s in [
     Spec('A.8', 'Calibration-set size N (2/2)', rows=(Cell('Genie-M'), Cell('MetaAug', METAAUG)), base=W2A2,
          cols=tuple(Cell(str(n), {'n_calib': n}, x=n) for n in (32, 64, 128, 256, 512)), plot='sweep', xlabel='N', logx=True,
          note='Paper §3.10 row 16: how the small-N Genie-M baseline was batched is unknown; here both use batch 32 (capped at N).'),
+    Spec('batch_rule', 'Batch rule of the official codes vs T (issue 24; 2/2)', base=W2A2, rows=_RULE_ARMS,
+         cols=tuple(Cell(str(n), {'n_calib': n}, x=n) for n in (32, 64, 128, 256)), plot='sweep', xlabel='N', logx=True, note=_RULE_NOTE),
+    Spec('batch_rule_paper', "Batch rule at the paper's reconstruction budget (20,000 iterations, V lr 1e-3; issue 24; 2/2)",
+         base={**W2A2, 'iters': 20_000, 'round_lr': 1e-3}, rows=(_RULE_ARMS[0], _RULE_ARMS[2]), cols=(Cell('32', {'n_calib': 32}, x=32),),
+         note=_RULE_NOTE),
 ]} # name -> Spec
 
 # %% ../nbs/15_experiments.ipynb #8ba428c1
@@ -331,14 +342,16 @@ def run_job(job:Job) -> dict:
 def pending(specs:Sequence[Spec], # tables to run
             scale:Scale|str='cpu', # a Scale or a key of SCALES
             results=None, # results so far (file or records)
-            seeds:Sequence[int]|None=None) -> list[Job]: # seeds (default: the scale's)
-    "The distinct jobs of `specs` without an `ok` record in `results`, in plan order."
+            seeds:Sequence[int]|None=None, # seeds (default: the scale's)
+            cols:Sequence[str]|None=None) -> list[Job]: # column labels to run (default: all)
+    "The distinct jobs of `specs` without an `ok` record in `results`, seed by seed (so that what is done so far stays paired), in plan order within a seed."
     done, todo = finished(results), {}
     for s in specs:
-        for js in plan(s, scale, seeds).values():
+        for (_, c), js in plan(s, scale, seeds).items():
+            if cols is not None and c not in cols: continue
             for j in js:
                 if j.key not in done: todo.setdefault(j.key, j)
-    return list(todo.values())
+    return sorted(todo.values(), key=lambda j: j.tags['seed'])  # a stable sort: plan order within a seed
 
 def run_specs(specs:Sequence[Spec|str], # Specs or keys of SPECS
               scale:Scale|str='cpu', # a Scale or a key of SCALES
@@ -349,10 +362,11 @@ def run_specs(specs:Sequence[Spec|str], # Specs or keys of SPECS
               seeds:Sequence[int]|None=None, # seeds (default: the scale's)
               fn:Callable[[Job], dict]=run_job, # what runs one job (tests substitute a stub)
               show_progress:bool=True, # a bar over the runs
-              backend_options:dict|None=None) -> list[dict]: # more arguments of the backend (ray: address, gpus, init_kw)
+              backend_options:dict|None=None, # more arguments of the backend (ray: address, gpus, init_kw)
+              cols:Sequence[str]|None=None) -> list[dict]: # column labels to run (default: all)
     "Run every unfinished run of `specs`; return the new records."
     specs = [SPECS[check_choice('--specs', s, SPECS)] if isinstance(s, str) else s for s in specs]
-    todo = pending(specs, scale, out, seeds)
+    todo = pending(specs, scale, out, seeds, cols)
     if n_workers is None and _scale(scale).device != 'cpu' and torch.cuda.is_available(): n_workers = 1  # one GPU: one run at a time
     runner, new = BACKENDS[check_choice('--backend', backend, BACKENDS)](n_workers, threads, **(backend_options or {})), []
     for rec in progress(runner.map(fn, todo), total=len(todo), desc='runs', enabled=show_progress, leave=True):
@@ -541,6 +555,7 @@ def metaaug_experiments(specs:str='A.8', # comma-separated keys of SPECS: loss, 
                         n_test:int=None, # test images per run (default: the scale's)
                         iters:int=None, # reconstruction iterations per unit (default: the scale's)
                         meta_iters:int=None, # MetaAug meta iterations per unit (default: the scale's)
+                        cols:str=None, # comma-separated column labels: run only these columns of the specs (default: all)
                         dry_run:bool=False, # list the runs that would execute, run nothing
                         render:bool=False, # only print the tables of what is in --out
                         plots:str=None, # folder for one PNG per spec
@@ -551,12 +566,13 @@ def metaaug_experiments(specs:str='A.8', # comma-separated keys of SPECS: loss, 
         names = list(SPECS) if specs == 'all' else [s.strip() for s in specs.split(',')]
         for n in names: check_choice('--specs', n, SPECS)
         sc, sd = experiment_scale(scale, data, device, n_test, iters, meta_iters), _ints(seeds)
-        todo = pending([SPECS[n] for n in names], sc, out, sd)
+        cl = None if cols is None else [c.strip() for c in cols.split(',')]
+        todo = pending([SPECS[n] for n in names], sc, out, sd, cl)
         if dry_run:
             for j in todo: print(json.dumps({'run_key': j.key, **j.tags, 'n_calib': j.n_calib}))
             print(f'{len(todo)} run(s) to do'); return
         if not render: run_specs(names, sc, out, backend, workers, threads, sd, show_progress=not quiet,
-                                  backend_options={'address': address, 'gpus': gpus} if backend == 'ray' else None)
+                                  backend_options={'address': address, 'gpus': gpus} if backend == 'ray' else None, cols=cl)
         for n in names: print(render_table(n, out, sc, sd), end='\n\n')
         if plots: save_plots(names, out, sc, sd, plots)
 

@@ -56,7 +56,7 @@ class MetaConfig(Config):
     warmup_patience:int|None=None # identity warm-up: also stop when its best check improved by < 5 % over this many steps (None: never)
     t_start:str='warmup' # T_STARTS: 'warmup' = T trained to the identity first (paper, code); 'residual' = x + g(x) with a random g scaled to `t_start_change` (`residual_start`, no warm-up; not in the paper; L_DP pulls it back to x, see below)
     t_start_change:float=1e-2 # 'residual': the mean (T(x) − x)² over the calibration images that T starts at (the `cpu` budget's warm-up ends at 0.01–0.02)
-    final_batch:str='double' # final reconstruction on original ∪ T(x): 'double' samples per step (code) or 'same'
+    final_batch:str='double' # final reconstruction on original ∪ T(x) under `ReconConfig.batch_rule='samples'`: 'double' samples per step (code at N=1,024) or 'same' (the chunk rule doubles by itself: 2N/chunks)
     use_transformed:bool=True # add T(x) to the final reconstruction data (False: originals only)
     skip_first_last:bool=True # no meta phase and no T(x) for the stem and the classifier (code)
     meta_fraction:float=1.0 # the first fraction of those units (network order) get a meta phase and T(x); the rest originals only (1.0: all, paper and code)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pipeline.ipynb #7fe9147d
 from __future__ import annotations
-import copy, dataclasses, platform, time
+import copy, dataclasses, functools, platform, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +30,8 @@ from .meta import META_PRESETS, MetaConfig, MetaContext, fp_outputs, meta_phase,
 # %% auto #0
 __all__ = ['METHODS', 'CACHE_DTYPES', 'PRESETS', 'BUDGET_FIELDS', 'PTQConfig', 'preset', 'with_overrides', 'evaluate',
            'QuantizeError', 'MetaRun', 'quantize_unit', 'prepare_meta', 'check_calib', 'fit_transform', 'quantize',
-           'save_quantized', 'load_quantized', 'transform_path', 'save_transform', 'load_transform', 'versions',
-           'load_run_data', 'run_ptq']
+           'save_quantized', 'load_quantized', 'transform_path', 'save_transform', 'load_transform', 'source_commit',
+           'versions', 'load_run_data', 'run_ptq']
 
 # %% ../nbs/12_pipeline.ipynb #7739e893
 METHODS = ('rtn', 'geniem', 'metaaug')
@@ -310,12 +310,25 @@ def load_transform(path:str|Path, device:str='auto') -> nn.Module:
     return T.to(get_device(device)).eval()
 
 # %% ../nbs/12_pipeline.ipynb #036ed74c
+@functools.cache
+def source_commit() -> str|None:
+    "The git commit of the metaaug source tree this process imported (with '-dirty' when it has uncommitted changes), or None outside a git checkout (an installed wheel)."
+    import metaaug, subprocess
+    where = Path(metaaug.__file__).resolve().parent.parent
+    def git(*a): return subprocess.run(['git', '-C', str(where), *a], capture_output=True, text=True, timeout=10)
+    try:
+        head = git('rev-parse', '--short=12', 'HEAD')
+        if head.returncode: return None
+        dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'metaaug').stdout.strip()
+        return head.stdout.strip() + ('-dirty' if dirty else '')
+    except (OSError, subprocess.SubprocessError): return None
+
 def versions() -> dict:
-    "Versions that make a result reproducible."
+    "Versions that make a result reproducible: package versions, the source commit, the CPU (and GPU) model, threads."
     import metaaug
-    return {'metaaug': metaaug.__version__, 'torch': str(torch.__version__), 'torchvision': str(torchvision.__version__),
+    return {'metaaug': metaaug.__version__, 'commit': source_commit(), 'torch': str(torch.__version__), 'torchvision': str(torchvision.__version__),
             'python': platform.python_version(), 'machine': platform.machine(), 'cpu': cpu_name(), 'cpu_bf16': native_bf16('cpu'),
-            'threads': torch.get_num_threads()}
+            'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'threads': torch.get_num_threads()}
 
 def load_run_data(dataset:str, # a key of metaaug.data.DATASETS
                   root:Path, # data root
@@ -335,7 +348,7 @@ def _record(arch, config, n_calib, n_test, dev, **kw) -> dict:
     q, r = config.quant, config.recon
     return {'arch': arch, 'method': config.method, 'wbits': q.wbits, 'abits': q.abits, 'policy': q.policy,
             'n_calib': n_calib, 'n_test': n_test, 'iters': 0 if config.method == 'rtn' else r.iters,
-            'batch_size': r.batch_size, 'seed': config.seed, 'device': str(dev), **kw,
+            'batch_rule': r.batch_rule, 'batch_size': r.batch_size, 'chunks': r.chunks, 'seed': config.seed, 'device': str(dev), **kw,
             'versions': versions(), 'config': config.to_dict()}
 
 def _peaks(mem:PeakRSS) -> dict:

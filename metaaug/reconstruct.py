@@ -4,29 +4,32 @@
 
 # %% ../nbs/07_reconstruct.ipynb #d20e1253
 from __future__ import annotations
-import contextlib, math, time, warnings
+import contextlib, itertools, math, time, warnings
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import Config, MetaAugError, SafePoint, check_choice, check_range, module_device, native_bf16, progress
+from .core import Config, ConfigError, MetaAugError, SafePoint, check_choice, check_range, module_device, native_bf16, progress
 from .quantizers import round_loss, qdrop_mix
 from .wrap import QuantLayer, set_mode, calibrating
 from .capture import UnitData
 from .quantizers import ActQuantizer
 
 # %% auto #0
-__all__ = ['RECON_DTYPES', 'ReconConfig', 'recon_loss', 'round_beta', 'Batches', 'fire', 'NonFiniteLossError', 'soft_fraction',
-           'reconstruct']
+__all__ = ['RECON_DTYPES', 'BATCH_RULES', 'ReconConfig', 'recon_loss', 'round_beta', 'Batches', 'batches', 'fire',
+           'NonFiniteLossError', 'soft_fraction', 'reconstruct']
 
 # %% ../nbs/07_reconstruct.ipynb #f7c20c7b
 RECON_DTYPES = ('float32', 'bfloat16') # what a reconstruction step's convolutions and linears compute in
+BATCH_RULES = ('samples', 'chunks') # how a step's mini-batch is sized: `batch_size` samples, or 1/`chunks` of the unit's samples
 
 @dataclass(frozen=True)
 class ReconConfig(Config):
     "Hyper-parameters of the reconstruction of one unit."
     iters:int=20_000 # optimisation steps per unit (paper: 20,000)
-    batch_size:int=32 # samples per step
+    batch_rule:str='samples' # BATCH_RULES: 'samples' = `batch_size` per step; 'chunks' = each epoch cut into `chunks` parts (official codes: M/32 per step)
+    batch_size:int=32 # 'samples' rule: samples per step
+    chunks:int=32 # 'chunks' rule: parts per epoch (official codes: 32); M not divisible: parts of ⌊M/chunks⌋ and ⌈M/chunks⌉ samples
     w_lr:float=1e-4 # Adam lr of the weight steps s_w (cosine-annealed to 0)
     a_lr:float=4e-5 # Adam lr of the activation steps s_a (cosine-annealed to 0)
     round_lr:float=1e-3 # Adam lr of the rounding logits V (constant)
@@ -40,7 +43,8 @@ class ReconConfig(Config):
     compile:bool=False # fuse the activation quantizers with torch.compile (~20 s once per process; faster steps)
     compute_dtype:str='float32' # RECON_DTYPES: 'bfloat16' runs the step's forward under autocast (parameters, targets and loss stay float32); fast only on bfloat16 hardware (AMX / AVX512-BF16 CPUs, GPUs). Not in the paper
     def validate(self):
-        check_range('iters', self.iters, 0, integer=True); check_range('batch_size', self.batch_size, 1, integer=True)
+        check_range('iters', self.iters, 0, integer=True); check_choice('batch_rule', self.batch_rule, BATCH_RULES)
+        check_range('batch_size', self.batch_size, 1, integer=True); check_range('chunks', self.chunks, 1, integer=True)
         for f in ('w_lr', 'a_lr', 'round_lr', 'round_weight'): check_range(f, getattr(self, f), 0)
         check_range('warmup', self.warmup, 0, 1); check_range('input_drop', self.input_drop, 0, 1)
         check_range('beta_end', self.beta_end, 0); check_range('beta_start', self.beta_start, self.beta_end)
@@ -61,18 +65,33 @@ def round_beta(t:int, # iteration (0-based)
 
 # %% ../nbs/07_reconstruct.ipynb #06060418
 class Batches:
-    "Endless index batches: one random permutation of range(n) per epoch; `state()`/`load()` resume mid-epoch."
+    "Endless index batches: one random permutation of range(n) per epoch, cut into parts; `state()`/`load()` resume mid-epoch."
     def __init__(self, n:int, # number of samples
-                 batch_size:int, # samples per batch (capped at n)
-                 generator:torch.Generator): # source of the permutations
-        self.n, self.bs, self.gen, self.perm, self.pos = n, min(batch_size, n), generator, None, 0
+                 batch_size:int, # samples per part (capped at n; a last, short part is dropped); ignored with `chunks`
+                 generator:torch.Generator, # source of the permutations
+                 chunks:int|None=None): # cut each epoch into this many near-equal parts instead (needs n >= chunks)
+        if chunks is not None and chunks > n:
+            raise ConfigError(f"chunks: {chunks} chunks per epoch need at least {chunks} samples, the unit has {n}; "
+                              f"use fewer chunks or batch_rule='samples'")
+        if chunks is None: sizes = [min(batch_size, n)] * (n // min(batch_size, n))
+        else: sizes = [n // chunks + (i < n % chunks) for i in range(chunks)]  # torch.tensor_split's sizes
+        self.bounds = [0, *itertools.accumulate(sizes)]
+        self.n, self.gen, self.perm, self.pos = n, generator, None, 0
     def __iter__(self): return self
     def __next__(self) -> Tensor:
-        if self.perm is None or self.pos + self.bs > self.n: self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-        self.pos += self.bs
-        return self.perm[self.pos - self.bs:self.pos]
+        if self.perm is None or self.pos == self.bounds[-1]: self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+        lo = self.pos; self.pos = self.bounds[self.bounds.index(lo) + 1]
+        return self.perm[lo:self.pos]
+    @property
+    def sizes(self) -> list[int]: return [b - a for a, b in zip(self.bounds, self.bounds[1:])]
     def state(self) -> dict: return {'perm': self.perm, 'pos': self.pos}
     def load(self, state:dict): self.perm, self.pos = state['perm'], state['pos']
+
+def batches(cfg:ReconConfig, # its `batch_rule`, `batch_size` and `chunks`
+            n:int, # the unit's number of samples M
+            generator:torch.Generator) -> Batches: # source of the permutations
+    "The unit's mini-batches under `cfg.batch_rule`."
+    return Batches(n, cfg.batch_size, generator, cfg.chunks if cfg.batch_rule == 'chunks' else None)
 
 # %% ../nbs/07_reconstruct.ipynb #98fce674
 def fire(callbacks, event:str, *args):
@@ -117,7 +136,7 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
     dev, t0 = module_device(unit), time.perf_counter()
     wqs, opt, sched, opt_v = _optimizers(unit, cfg)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    idx_iter, hist, start, run_rec, run_reg, spent = Batches(len(data), cfg.batch_size, gen), [], 0, 0.0, 0.0, 0.0
+    idx_iter, hist, start, run_rec, run_reg, spent = batches(cfg, len(data), gen), [], 0, 0.0, 0.0, 0.0
     if resume is not None:
         for o, k in ((opt, 'opt'), (opt_v, 'opt_v'), (sched, 'sched')): o.load_state_dict(resume[k])
         idx_iter.load(resume['batches'])
@@ -152,7 +171,7 @@ def reconstruct(unit:nn.Module, # the unit, calibrated
             hist.append(row); run_rec = run_reg = 0.0
             fire(callbacks, 'on_log', name, t + 1, row)
         if safepoint is not None and t + 1 < cfg.iters: safepoint(t + 1, lambda: state(t + 1))
-    record = {'unit': name, 'iters': cfg.iters, 'samples': len(data), 'soft_fraction': soft_fraction(unit),
+    record = {'unit': name, 'iters': cfg.iters, 'samples': len(data), 'batch_sizes': sorted(set(idx_iter.sizes)), 'soft_fraction': soft_fraction(unit),
               'final_rec_loss': hist[-1]['rec_loss'] if hist else None, 'history': hist,
               'time_s': spent + time.perf_counter() - t0}
     set_mode(unit, 'hard')
