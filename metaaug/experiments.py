@@ -264,7 +264,8 @@ class LocalBackend:
         "Yield `fn(job)` for every job as it finishes (a crashed worker yields a failed record)."
         if not jobs: return
         ctx = multiprocessing.get_context('spawn')
-        with ProcessPoolExecutor(min(self.n_workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(self.threads,)) as ex:
+        with ProcessPoolExecutor(min(self.n_workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(self.threads,),
+                                 max_tasks_per_child=1) as ex:  # a fresh process per run: its result cannot depend on what ran before in the worker
             futs = {ex.submit(fn, j): j for j in jobs}
             for f in as_completed(futs):
                 try: yield f.result()
@@ -318,7 +319,7 @@ class RayBackend:
         import ray
         owned = self._start(ray)
         try:
-            task = ray.remote(_ray_task)
+            task = ray.remote(max_calls=1)(_ray_task)  # a fresh worker process per run, as the local pool
             refs = {task.options(**self.resources(j, ray)).remote(fn, j, self.threads): j for j in jobs}
             todo = list(refs)
             while todo:

@@ -10,9 +10,9 @@ from torch import nn, Tensor
 from .core import ConfigError, MetaAugError, check_range
 
 # %% auto #0
-__all__ = ['CLIP_RATIOS', 'SEARCH_NORM', 'GAMMA', 'ZETA', 'round_ste', 'fake_quant', 'search_scale', 'rectified_sigmoid',
-           'inv_rectified_sigmoid', 'round_loss', 'WeightQuantizer', 'keep_mask', 'qdrop_mix', 'lsq_qdrop', 'fused_lsq',
-           'ActQuantizer']
+__all__ = ['CLIP_RATIOS', 'SEARCH_NORM', 'GAMMA', 'ZETA', 'RECOMPILE_LIMIT', 'round_ste', 'fake_quant', 'search_scale',
+           'rectified_sigmoid', 'inv_rectified_sigmoid', 'round_loss', 'WeightQuantizer', 'keep_mask', 'qdrop_mix',
+           'lsq_qdrop', 'fused_lsq', 'ActQuantizer']
 
 # %% ../nbs/04_quantizers.ipynb #94cdc12e
 def round_ste(x:Tensor) -> Tensor:
@@ -140,8 +140,13 @@ def _lsq_qdrop_p(x, step, p:float|None, qn:int, qp:int, lsq=lsq_qdrop, mask_dtyp
     "`lsq_qdrop` with its QDrop mask drawn from probability `p` (None: no QDrop), as `mask_dtype` (None: x's dtype)."
     return lsq(x, step, None if p is None else keep_mask(x, p, mask_dtype or x.dtype), qn, qp)
 
+RECOMPILE_LIMIT = 64 # torch.compile variants per function before it falls back to eager (torch's default is 8)
+
 @functools.cache
-def _compiled(fn): return torch.compile(fn, dynamic=True)
+def _compiled(fn):
+    "`fn` compiled with dynamic shapes. A unit's quantizers see inputs that differ in rank, in `requires_grad` and in a batch of 1 (which dynamo specialises): a run needs more than torch's 8 variants, and past the limit a call runs eagerly, so results would depend on what the process compiled before."
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    return torch.compile(fn, dynamic=True)
 
 @functools.cache
 def fused_lsq(compiled:bool): # use torch.compile's fused kernels
