@@ -10,9 +10,9 @@ from torch import nn, Tensor
 from .core import ConfigError, MetaAugError, check_range
 
 # %% auto #0
-__all__ = ['CLIP_RATIOS', 'SEARCH_NORM', 'GAMMA', 'ZETA', 'RECOMPILE_LIMIT', 'round_ste', 'fake_quant', 'search_scale',
-           'rectified_sigmoid', 'inv_rectified_sigmoid', 'round_loss', 'WeightQuantizer', 'keep_mask', 'qdrop_mix',
-           'lsq_qdrop', 'fused_lsq', 'ActQuantizer']
+__all__ = ['CLIP_RATIOS', 'SEARCH_NORM', 'SEARCH_CHUNK', 'GAMMA', 'ZETA', 'RECOMPILE_LIMIT', 'round_ste', 'fake_quant',
+           'search_scale', 'rectified_sigmoid', 'inv_rectified_sigmoid', 'round_loss', 'WeightQuantizer', 'keep_bits',
+           'keep_mask', 'qdrop_mix', 'lsq_qdrop', 'fused_lsq', 'ActQuantizer']
 
 # %% ../nbs/04_quantizers.ipynb #94cdc12e
 def round_ste(x:Tensor) -> Tensor:
@@ -30,6 +30,20 @@ def fake_quant(x:Tensor, # values to quantize
     "Δ·(clamp(round(x/Δ) + z, 0, qmax) − z): asymmetric uniform fake quantization."
     return (torch.clamp(torch.round(x / step) + zero, 0, qmax) - zero) * step
 
+SEARCH_CHUNK = 1024 # values scored against all clip ratios at once in the activation search (100 × 1,024 floats stay in cache)
+
+def _search_symmetric(v:Tensor, bits:int, signed:bool):
+    "`search_scale` of one symmetric row: exact zeros (quantized to 0 exactly) skipped, the rest in cache-sized chunks against every ratio."
+    hi = v.abs().amax(); lo = -hi if signed else torch.zeros_like(hi)
+    qmax, r = 2**bits - 1, CLIP_RATIOS.view(-1, 1).to(v)
+    steps = ((r * hi - r * lo) / qmax).clamp_min(1e-10)
+    zeros = torch.round(-r * lo / steps)
+    err = torch.zeros(len(r), dtype=torch.float64, device=v.device)
+    for c in v[v != 0].split(SEARCH_CHUNK):
+        err += (c / steps).round_().add_(zeros).clamp_(0, qmax).sub_(zeros).mul_(steps).sub_(c).abs_().pow_(SEARCH_NORM).sum(1, dtype=torch.float64)
+    i = int(torch.argmin(err))  # the first of equal errors: the widest range, as the loop below
+    return steps[i], zeros[i]
+
 @torch.no_grad()
 def search_scale(x:Tensor, # tensor to quantize
                  bits:int, # bit-width b
@@ -38,6 +52,7 @@ def search_scale(x:Tensor, # tensor to quantize
                  signed:bool=True): # for symmetric ranges: include negative values
     "Step Δ and zero point z per row that minimise mean |x − q(x)|^2.4 over the clip ratios."
     rows = (x.detach().flatten(1) if per_channel else x.detach().reshape(1, -1)).float()
+    if symmetric and not per_channel: return _search_symmetric(rows.reshape(-1), bits, signed)
     if symmetric:
         hi = rows.abs().amax(1, keepdim=True)
         lo = -hi if signed else torch.zeros_like(hi)
@@ -111,21 +126,32 @@ class WeightQuantizer(nn.Module):
     def extra_repr(self): return f'bits={self.bits}, soft={self.soft}, channels={self.step.shape[0]}'
 
 # %% ../nbs/04_quantizers.ipynb #c6f081f3
-def keep_mask(like:Tensor, # tensor whose shape and device the mask takes
-              p:float, # probability of a 1
-              dtype:torch.dtype=torch.uint8) -> Tensor: # uint8: a quarter of float32's memory traffic in fused kernels, which convert as they read
-    "A {0, 1} mask with P(1) = `p`, elementwise."
-    if p != 0.5: return (torch.rand(like.shape, device=like.device) < p).to(dtype)
+def keep_bits(like:Tensor, # tensor whose shape and device the mask takes
+              p:float) -> Tensor: # probability of keeping
+    "A uint8 mask, non-zero with probability `p` elementwise, in `like`'s memory layout (for p = ½: bit k of a random byte, so 0 or 2^k)."
+    if p != 0.5: return (torch.rand_like(like, dtype=torch.float32) < p).to(torch.uint8)
     n, dev = like.numel(), like.device
     words = torch.randint(-2**63, 2**63 - 1, ((n + 63) // 64,), device=dev, dtype=torch.int64)  # 64 random bits a draw
-    bits = (words.view(torch.uint8).view(-1, 1) >> torch.arange(8, device=dev, dtype=torch.uint8)) & 1  # 8 per byte
-    return bits.view(-1)[:n].view(like.shape).to(dtype)
+    bits = (words.view(torch.uint8).view(-1, 1) & (1 << torch.arange(8, device=dev, dtype=torch.uint8))).view(-1)[:n]  # 8 per byte, in one pass
+    dense = like.is_contiguous() or (like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last))
+    return bits.as_strided(like.shape, like.stride()) if dense else bits.view(like.shape)  # the bits in memory order: no strided read in the kernels that mix them
+
+def keep_mask(like:Tensor, # tensor whose shape and device the mask takes
+              p:float, # probability of a 1
+              dtype:torch.dtype=torch.uint8) -> Tensor: # the mask's dtype
+    "A {0, 1} mask with P(1) = `p`, elementwise, in `like`'s memory layout (channels-last stays channels-last): `keep_bits` made 0/1."
+    return keep_bits(like, p).clamp_(max=1).to(dtype)
+
+def _mix(x_fp, x_q, keep): return x_q + keep * (x_fp - x_q)
+def _mix_bits(x_fp, x_q, bits): return _mix(x_fp, x_q, bits.clamp(max=1))  # a uint8 0/1 inside the kernel (bits.ne(0).to(float) compiled 3x slower)
 
 def qdrop_mix(x_fp:Tensor, # full-precision values
               x_q:Tensor, # quantized values
-              p:float) -> Tensor: # probability of keeping the full-precision value
+              p:float, # probability of keeping the full-precision value
+              compiled:bool=False) -> Tensor: # one fused kernel (torch.compile) reading the uint8 `keep_bits`: the same values
     "Elementwise: `x_fp` with probability `p`, else `x_q` (gradients flow to both through the kept elements)."
-    return x_q + keep_mask(x_q, p, x_q.dtype) * (x_fp - x_q)  # eager: a mask of x's dtype multiplies fastest
+    if compiled and _compile_ok(): return _compiled(_mix_bits)(x_fp, x_q, keep_bits(x_q, p))
+    return _mix(x_fp, x_q, keep_mask(x_q, p, x_q.dtype))  # eager: a mask of x's dtype multiplies fastest
 
 # %% ../nbs/04_quantizers.ipynb #27c6a5ca
 def lsq_qdrop(x:Tensor, # activations
@@ -136,9 +162,12 @@ def lsq_qdrop(x:Tensor, # activations
     q = round_ste(torch.clamp(x / step, qn, qp)) * step
     return q if keep is None else q + keep * (x - q)
 
-def _lsq_qdrop_p(x, step, p:float|None, qn:int, qp:int, lsq=lsq_qdrop, mask_dtype:torch.dtype|None=None):
-    "`lsq_qdrop` with its QDrop mask drawn from probability `p` (None: no QDrop), as `mask_dtype` (None: x's dtype)."
-    return lsq(x, step, None if p is None else keep_mask(x, p, mask_dtype or x.dtype), qn, qp)
+def _lsq_bits(x, step, bits, qn:int, qp:int): return lsq_qdrop(x, step, None if bits is None else bits.clamp(max=1), qn, qp)  # as `_mix_bits`
+
+def _lsq_qdrop_p(x, step, p:float|None, qn:int, qp:int, lsq=lsq_qdrop, bits:bool=False):
+    "`lsq` with its QDrop mask drawn from probability `p` (None: no QDrop): the raw `keep_bits` (`bits`, for the compiled `_lsq_bits`) or a 0/1 mask in x's dtype."
+    if p is None: return lsq(x, step, None, qn, qp)
+    return lsq(x, step, keep_bits(x, p) if bits else keep_mask(x, p, x.dtype), qn, qp)
 
 RECOMPILE_LIMIT = 64 # torch.compile variants per function before it falls back to eager (torch's default is 8)
 
@@ -151,7 +180,7 @@ def _compiled(fn):
 @functools.cache
 def fused_lsq(compiled:bool): # use torch.compile's fused kernels
     "A function (x, step, p or None, qn, qp) -> LSQ + QDrop output: compiled into fused kernels when asked and possible."
-    if compiled and _compile_ok(): return functools.partial(_lsq_qdrop_p, lsq=_compiled(lsq_qdrop), mask_dtype=torch.uint8)
+    if compiled and _compile_ok(): return functools.partial(_lsq_qdrop_p, lsq=_compiled(_lsq_bits), bits=True)
     return functools.partial(_lsq_qdrop_p, lsq=lsq_qdrop)  # eager: the mask in x's dtype
 
 @functools.cache
@@ -159,7 +188,7 @@ def _compile_ok() -> bool:
     "Whether torch.compile works here (tried once per process on a tiny input that draws nothing from torch's generators)."
     try:  # a random input here shifted the QDrop masks of the unit that first compiled: a resumed run then differed from an uninterrupted one
         x = torch.linspace(-2, 2, 12).view(4, 3).requires_grad_(); s = torch.tensor(0.5, requires_grad=True)
-        _compiled(lsq_qdrop)(x, s, torch.ones_like(x, dtype=torch.uint8), -2, 1).sum().backward()  # as called: a uint8 mask
+        _compiled(_lsq_bits)(x, s, torch.ones_like(x, dtype=torch.uint8), -2, 1).sum().backward()  # as called: a uint8 mask
         return True
     except Exception as e:
         warnings.warn(f'torch.compile unavailable, using eager activation quantizers: {type(e).__name__}: {e}')
@@ -198,6 +227,9 @@ class ActQuantizer(nn.Module):
         if not bool(self.initialized):
             raise MetaAugError('activation quantizer used before calibration: run the model under `calibrating(model)` on calibration data first')
         p = self.drop_prob if self.training and self.drop_prob > 0 else None
+        if p is None and not torch.is_grad_enabled():  # evaluation: the same values in four in-place passes (round_ste's forward is exactly round)
+            qn, qp = self.qrange
+            return torch.div(x, self.step).clamp_(qn, qp).round_().mul_(self.step)
         return fused_lsq(self.compiled)(x, self.step, p, *self.qrange)
 
     def extra_repr(self): return f'bits={self.bits}, signed={bool(self.signed)}, drop_prob={self.drop_prob}, enabled={self.enabled}'
