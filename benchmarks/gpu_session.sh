@@ -1,15 +1,16 @@
 #!/bin/bash
-# One bounded GPU session: speed figures (alone on the GPU), then CPU-vs-CUDA agreement and PTQ grid runs side by side.
+# One bounded GPU session: reconstruction speed (alone on the GPU), then grid runs side by side, every run checkpointed.
 #
-#   bash benchmarks/gpu_session.sh OUT_DIR BUDGET_S [GRID_LINE ...]
+#   bash benchmarks/gpu_session.sh OUT_DIR BUDGET_S [GRID_ARGS ...]
 #
-# OUT_DIR   where results go (JSON, JSON lines, logs; a tarball of the run checkpoints, split in 15 MB parts)
-# BUDGET_S  seconds the whole script may take; every step is bounded so that it ends about 30 s before this
-# GRID_LINE arguments of one benchmarks/ptq_cifar.py process each, e.g. "--bits 2/2 --methods geniem --n_calib 1024 --seeds 1"
+# OUT_DIR    where results go (JSON, JSON lines, logs; the runs' checkpoints as a tarball split in 15 MB parts)
+# BUDGET_S   seconds the whole script may take; every step is bounded so that it ends about 30 s before this
+# GRID_ARGS  one metaaug_experiments argument list per grid process, e.g.
+#            "--methods geniem metaaug --arch mobilenet_v2_tf --preset imagenet-cpu --set recon.iters=2000 --n_calib 64 --seeds 0-4"
 #
 # Data and weights: set METAAUG_DATA and METAAUG_WEIGHTS (a machine without ../shared); METAAUG_CACHE to reuse T's warm-ups.
-# SPEED=0 skips the speed figures (they need the GPU alone; skip them when they are already recorded).
-# Unfinished grid runs leave a checkpoint; unpack the tarball into the same --checkpoint_dir and run the same line again to resume them (CPU or GPU).
+# SPEED=0 skips the speed figures. Unfinished grid runs leave checkpoints: unpack the tarball into OUT_DIR/ck and run the
+# same grid again (here or on the CPU) to resume them.
 set -u
 OUT=${1:?OUT_DIR}; BUDGET=${2:?BUDGET_S}; shift 2
 cd "$(dirname "$0")/.."
@@ -18,18 +19,16 @@ mkdir -p "$OUT/runs" "$OUT/ck"
 left() { echo $((BUDGET - 30 - SECONDS)); }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))"; } > "$OUT/machine.txt" 2>&1
-ARCHS="resnet20 resnet56"; [ "${SPEED:-1}" = 0 ] && ARCHS=""
-for a in $ARCHS; do  # alone on the GPU: these are the timings
-  OMP_NUM_THREADS=1 timeout -k 5 $(( $(left) / 4 )) python3 benchmarks/speed.py --device cuda --archs $a --skip memory \
-      --rounds 3 --out "$OUT/speed_cuda_$a.json" > "$OUT/speed_$a.log" 2>&1; echo "speed $a rc=$? t=${SECONDS}s"
-done
-T=$(left)
-OMP_NUM_THREADS=4 timeout -k 5 $T python3 benchmarks/device_agree.py --threads 4 --out "$OUT/device_agree.json" > "$OUT/agree.log" 2>&1 &
-i=0
-for line in "$@"; do
+if [ "${SPEED:-1}" != 0 ]; then  # alone on the GPU: these are the timings
+  timeout -k 5 $(( $(left) / 4 )) python3 benchmarks/speed.py recon --device cuda --arch mobilenet_v2_tf --size 224 \
+      --units features.1 features.2 features.3 features.4 features.7 features.14 --variant gpu=.:compile=0,channels_last=1 \
+      --out "$OUT/speed_recon_cuda.json" > "$OUT/speed.log" 2>&1; echo "speed rc=$? t=${SECONDS}s"
+fi
+T=$(left); i=0
+for args in "$@"; do
   i=$((i + 1))
-  OMP_NUM_THREADS=1 timeout -s INT -k 30 $T python3 benchmarks/ptq_cifar.py --preset cpu --device cuda --no-compile --quiet \
-      --checkpoint_dir "$OUT/ck" --checkpoint_every 250 $line --out "$OUT/runs/grid$i.jsonl" > "$OUT/runs/grid$i.log" 2>&1 &
+  OMP_NUM_THREADS=2 timeout -s INT -k 30 $T metaaug_experiments $args --device cuda --workers 1 --checkpoints "$OUT/ck" \
+      --quiet --out "$OUT/runs/grid$i.jsonl" > "$OUT/runs/grid$i.log" 2>&1 &
 done
 wait; echo "runs done t=${SECONDS}s"
 tar czf "$OUT/checkpoints.tgz" -C "$OUT" ck && split -b 15M -d "$OUT/checkpoints.tgz" "$OUT/checkpoints.tgz.part" && rm "$OUT/checkpoints.tgz"
