@@ -86,6 +86,7 @@ class Scale(Config):
 SCALES = {
     'cpu': Scale('resnet20', 'cpu', n_calib=256, seeds=(0, 1), device='cpu', settings={'recon.iters': 1000, 'meta_budget.iters': 100}),
     'paper': Scale('resnet18', 'paper', n_calib=1024, seeds=(0,), device='auto'),
+    'imagenet': Scale('mobilenet_v2_tf', 'imagenet-cpu', n_calib=256, seeds=(0,), device='cpu'),
     'smoke': Scale('resnet20', 'smoke', n_calib=32, n_test=100, seeds=(0,), device='cpu', settings={'recon.iters': 10, 'meta_budget.iters': 2}),
 } # name -> Scale
 

@@ -99,9 +99,9 @@ def _unit_data(model, qm, name, calib, cfg):
     return d, d.x_q
 
 @torch.no_grad()
-def _unit_error(unit, d, name, bs=256):
-    "Reconstruction error of the (hard, eval-mode) unit on its whole cache."
-    dev = module_device(unit)
+def _unit_error(unit, d, name):
+    "Reconstruction error of the (hard, eval-mode) unit on its whole cache, in batches of about 2^24 input values (256 CIFAR images, 41 at 112²)."
+    dev, bs = module_device(unit), max(1, min(256, 2**24 // d.x_q[0].numel()))
     errs = [recon_loss(unit(xq.to(dev, torch.float32)), y.to(dev, torch.float32), name) * len(y) for xq, y in zip(d.x_q.split(bs), d.y.split(bs))]
     return (sum(errs) / len(d)).item()
 

@@ -284,7 +284,8 @@ def image_fingerprint(images:torch.Tensor, # images (N, C, H, W)
                       n_values:int=4096) -> str: # how many evenly spaced values to hash
     "A short hash of the shape, dtype and `n_values` evenly spaced values of `images`."
     flat = images.detach().reshape(-1)
-    idx = torch.linspace(0, flat.numel() - 1, min(n_values, flat.numel()), device=flat.device).long()
+    dt = torch.float64 if flat.numel() >= 2**24 else torch.float32  # float32 rounds indices past 2^24 up to numel (an IndexError on 224² batches); below it, the fingerprints caches were keyed by
+    idx = torch.linspace(0, flat.numel() - 1, min(n_values, flat.numel()), device=flat.device, dtype=dt).long()
     h = hashlib.sha256(f"{tuple(images.shape)}|{images.dtype}".encode())
     h.update(flat[idx].double().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
