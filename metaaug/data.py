@@ -259,11 +259,14 @@ def load_tensors(ds:Dataset, # dataset of (image tensor, int label)
                  indices:Sequence[int]|torch.Tensor|None=None, # which items (default: all)
                  batch_size:int=256, # images decoded per DataLoader batch
                  num_workers:int=0) -> tuple[torch.Tensor, torch.Tensor]: # DataLoader worker processes
-    "Images `(N,C,H,W)` float and labels `(N,)` long of `ds` (or of `ds[indices]`), stacked in memory."
+    "Images `(N,C,H,W)` float and labels `(N,)` long of `ds` (or of `ds[indices]`), written batch by batch into one preallocated tensor (peak memory: the result and one batch)."
     if indices is not None: ds = Subset(ds, [int(i) for i in indices])
-    xs, ys = [], []
-    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers): xs.append(x); ys.append(y)
-    return torch.cat(xs).float(), torch.cat(ys).long()
+    if len(ds) == 0: raise DataError("load_tensors: the dataset (or its `indices`) is empty")
+    xs = ys = None; i = 0
+    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers):
+        if xs is None: xs, ys = torch.empty((len(ds), *x.shape[1:]), dtype=torch.float32), torch.empty(len(ds), dtype=torch.long)
+        xs[i:i + len(x)], ys[i:i + len(x)] = x, y; i += len(x)
+    return xs, ys
 
 def _check_n(name:str, n, ds:Dataset, what:str) -> int:
     "`n` when it is an integer in 1..len(ds), else `ConfigError` naming `name`."

@@ -153,7 +153,7 @@ def model_card(record:dict, # a run record (`run_ptq`'s return value, or the `me
     arch = record.get('arch')
     card = {'card_version': 1, **{k: record.get(k) for k in CARD_FIELDS},
             'data': {'dataset': ARCHS[arch].dataset if arch in ARCHS else None, 'calibration_images': record.get('n_calib'),
-                     'calibration_seed': record.get('seed'), 'test_images': record.get('n_test')},
+                     'calibration_seed': record.get('seed'), 'test_images': record.get('test_images', record.get('n_test'))},
             'accuracy': {k: record.get(k) for k in ('fp_top1', 'test_top1', 'calib_top1')},
             'versions': record.get('versions'), 'config': record.get('config')}
     if qm is not None:
