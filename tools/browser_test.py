@@ -4,7 +4,7 @@
 Installs what is missing (Debian `chromium` with apt-get when running as root, pip `playwright`; Playwright never
 downloads a browser: it drives the system chromium through `executable_path`), starts JupyterLab on 127.0.0.1 on a
 free port with a random token in a scratch folder (a copy of the notebook beside links to the repo's folders, so
-the repo's notebook is never saved over), opens nbs/17_widgets.ipynb, runs all cells, checks that the widgets
+the repo's notebook is never saved over), opens the widgets notebook (nbs/*_widgets.ipynb), runs all cells, checks that the widgets
 rendered (no "Error displaying widget", no error output), moves the real explorer's `T after` slider and checks
 that the image changed, saves screenshots under benchmarks/results/browser/ and stops the server.
 
@@ -14,7 +14,7 @@ import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urll
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = 'nbs/17_widgets.ipynb'
+NOTEBOOK = str(next(ROOT.glob('nbs/*_widgets.ipynb')).relative_to(ROOT))  # found by name: renumbering must not break it
 EXPLORER = '.metaaug-figa1'  # CSS class of FigA1Explorer.widget
 
 def log(*a): print('[browser-test]', *a, flush=True)

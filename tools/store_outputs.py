@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Execute a notebook in place and keep its static outputs (text, images) for readers, e.g. the Fig. A.1 explorer
-of nbs/17_widgets.ipynb on the real run. Widget views are dropped: without a kernel they cannot render (JupyterLab
+of nbs/19_widgets.ipynb on the real run. Widget views are dropped: without a kernel they cannot render (JupyterLab
 would show "model not found"), and their state would add ~1 MB; each widget cell's picture is shown statically by
 a later cell instead. Then `nbdev_clean` runs on the file, so `.ci/run`'s sync check stays clean.
 
-    OMP_NUM_THREADS=1 python tools/store_outputs.py nbs/17_widgets.ipynb   # ~1 min
+    OMP_NUM_THREADS=1 python tools/store_outputs.py nbs/19_widgets.ipynb   # ~1 min
 """
 import argparse, subprocess, sys
 from pathlib import Path
