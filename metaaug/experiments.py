@@ -458,7 +458,8 @@ def paired(a:dict, # seed -> value of the baseline arm
                   sum(x > 0 for x in d), signflip_p(d))
 
 # %% ../nbs/17_experiments.ipynb #cee8f7eb
-SETTING_EXCLUDES = ('seed', 'method', 'augment', 'recon.compute_dtype', 'meta', 'meta_budget', 'transform', 'warmup') # what arms differ in
+SETTING_EXCLUDES = ('seed', 'method', 'augment', 'recon.compute_dtype', 'meta', 'meta_budget', 'transform', 'warmup', # what arms differ in
+                    'recon.compile', 'recon.channels_last') # how, not what, was computed: fused kernels and memory layout pair like any run
 
 def _drop(d:dict, paths) -> dict:
     "`d` (nested dicts) without the dotted `paths`; emptied sub-dicts removed."
