@@ -65,24 +65,6 @@ def set_rng_state(state:dict, # from `rng_state`
     name, keys, pos, has_gauss, gauss = state['numpy']
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
-# %% ../nbs/12_checkpoint.ipynb #127abf69
-def rng_state(gen:torch.Generator|None=None) -> dict: # the run's private generator
-    "The states of torch's CPU and CUDA generators, `gen`, Python's `random` and NumPy's legacy generator."
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            'gen': gen.get_state() if gen is not None else None, 'python': random.getstate(),
-            'numpy': [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-
-def set_rng_state(state:dict, # from `rng_state`
-                  gen:torch.Generator|None=None): # the run's private generator, restored in place
-    "Put every generator back into `state`."
-    torch.set_rng_state(state['torch'])
-    if state['cuda'] and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(state['cuda'])
-    if gen is not None and state['gen'] is not None: gen.set_state(state['gen'])
-    random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in state['python']))
-    name, keys, pos, has_gauss, gauss = state['numpy']
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-
 # %% ../nbs/12_checkpoint.ipynb #f17a1273
 def model_fingerprint(model:nn.Module) -> str: # any module
     "A short SHA-256 of the names, shapes, dtypes and values of `model`'s state."
