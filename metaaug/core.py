@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 __all__ = ['MetaAugError', 'ConfigError', 'check_range', 'check_choice', 'cli_errors', 'Config', 'set_path', 'get_path',
            'parse_override', 'override', 'overrides', 'get_device', 'module_device', 'cpu_name', 'native_bf16',
            'seed_everything', 'progress', 'proc_status_mb', 'peak_rss_mb', 'PeakRSS', 'Timer', 'keep_freed_memory',
-           'release_freed_memory', 'fire', 'Loop', 'Interrupt', 'deferred_interrupt', 'atomic_write_bytes',
-           'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
+           'release_freed_memory', 'items_per_batch', 'fire', 'Loop', 'Interrupt', 'deferred_interrupt',
+           'atomic_write_bytes', 'torch_bytes', 'atomic_torch_save', 'to_jsonable', 'append_jsonl', 'read_jsonl']
 
 # %% ../nbs/00_core.ipynb #b3026cfb
 class MetaAugError(Exception):
@@ -236,18 +236,26 @@ class Timer:
 # %% ../nbs/00_core.ipynb #97718b1d
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
+def _glibc():
+    "This process's glibc (already loaded: no library search), or None on another C library."
+    if platform.libc_ver()[0] != 'glibc': return None
+    import ctypes
+    return ctypes.CDLL(None)
+
 def keep_freed_memory(trim_threshold:int=2**31 - 1) -> bool: # bytes free at the top of the heap before glibc returns any to the OS
     "Make glibc's malloc serve every block from its heap (no mapping per large block) and keep freed memory, for the rest of the process; True if applied, False without glibc."
-    if platform.libc_ver()[0] != 'glibc': return False
-    import ctypes
-    mallopt = ctypes.CDLL(None).mallopt  # glibc is already loaded in this process: no library search
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    if (libc := _glibc()) is None: return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 def release_freed_memory() -> bool:
     "Give the heap's free pages back to the OS now (glibc's `malloc_trim(0)`); True if any were released, False without glibc."
-    if platform.libc_ver()[0] != 'glibc': return False
-    import ctypes
-    return bool(ctypes.CDLL(None).malloc_trim(0))
+    return (libc := _glibc()) is not None and bool(libc.malloc_trim(0))
+
+def items_per_batch(item:torch.Tensor, # one item of the batch, e.g. an image (C, H, W)
+                    values:int, # the budget: input values per batch
+                    most:int) -> int: # the largest batch
+    "How many items of `item`'s size fit `values` input values: at least 1, at most `most`."
+    return max(1, min(most, values // item.numel()))
 
 # %% ../nbs/00_core.ipynb #532ebba7
 def fire(callbacks, # objects with some of the event methods (None: none)

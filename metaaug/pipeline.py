@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn, Tensor
 
-from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, deferred_interrupt, fire, module_device, release_freed_memory,
+from .core import (Config, ConfigError, MetaAugError, check_choice, check_range, deferred_interrupt, fire, items_per_batch, module_device, release_freed_memory,
                           overrides, seed_everything, progress, set_path)
 from .wrap import QModel, QuantConfig, QuantLayer, calibrating, quantize_model, set_mode
 from .capture import cache_unit, capture, tail_after
@@ -101,7 +101,7 @@ def _unit_data(model, qm, name, calib, cfg):
 @torch.no_grad()
 def _unit_error(unit, d, name):
     "Reconstruction error of the (hard, eval-mode) unit on its whole cache, in batches of about 2^22 input values (256 CIFAR images, 10 at 112²)."
-    dev, bs = module_device(unit), max(1, min(256, 2**22 // d.x_q[0].numel()))
+    dev, bs = module_device(unit), items_per_batch(d.x_q[0], 2**22, 256)
     errs = [recon_loss(unit(xq.to(dev, torch.float32)), y.to(dev, torch.float32), name) * len(y) for xq, y in zip(d.x_q.split(bs), d.y.split(bs))]
     return (sum(errs) / len(d)).item()
 

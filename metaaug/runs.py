@@ -12,7 +12,7 @@ import torchvision
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (Config, MetaAugError, PeakRSS, Timer, append_jsonl, check_choice, cpu_name, get_device, keep_freed_memory,
+from .core import (Config, MetaAugError, PeakRSS, Timer, append_jsonl, check_choice, cpu_name, get_device, items_per_batch, keep_freed_memory,
                           module_device, native_bf16, peak_rss_mb, progress, read_jsonl, to_jsonable)
 from .data import calibration_set, load_split, load_tensors, resolve_data_root, subset
 from .models import ARCHS, build_model, resolve_pretrained
@@ -30,7 +30,7 @@ EVAL_ELEMENTS = 2**21 # input values per evaluation batch (13 images of 3x224x22
 def eval_batch(image:Tensor, # one input image (C, H, W)
                most:int=500) -> int: # the largest batch
     "Images per evaluation batch: as many as fit `EVAL_ELEMENTS` input values, at most `most`."
-    return max(1, min(most, EVAL_ELEMENTS // image.numel()))
+    return items_per_batch(image, EVAL_ELEMENTS, most)
 
 @torch.no_grad()
 def evaluate(model:nn.Module, # classifier
