@@ -73,7 +73,8 @@ def versions() -> dict:
             'python': platform.python_version(), 'machine': platform.machine(), 'cpu': cpu_name(), 'cpu_bf16': native_bf16('cpu'),
             'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None, 'threads': torch.get_num_threads()}
 
-NOT_IDENTITY = ('preset', 'recon.log_every', 'meta_budget.diag_every') # config fields that cannot change a result
+NOT_IDENTITY = ('preset', 'recon.log_every', 'meta_budget.diag_every', # config fields that cannot change a result: labels, logging intervals,
+                'augment.mean', 'augment.std') # and the normalisation, which `run_ptq` sets from the weights' preprocessing (arch and weights are in the identity)
 METAAUG_ONLY = ('meta', 'meta_budget', 'transform', 'warmup') # config parts only MetaAug reads
 
 def config_identity(cfg:Config, # a (nested) frozen config
@@ -131,16 +132,16 @@ def _requested_n_test(r:dict) -> int|None:
     return None if r.get('n_test') in WHOLE_SPLITS else r.get('n_test')
 
 def upgrade_record(r:dict) -> dict: # a run record of any version
-    "The record with its config in today's shape, `n_test` as asked (None: the whole split) beside `test_images`, and its `run_key` (None for a retired experiment)."
-    if 'config' not in r or ('meta_budget' in r['config'] and 'test_images' in r): return r  # today's shape: as written
+    "The record with its config in today's shape, `n_test` as asked (None: the whole split) beside `test_images`, and its `run_key` by today's identity rule (None for a retired experiment)."
+    if 'config' not in r: return r  # not a run record (a hand-made one, say)
     cfg, used = upgrade_config(r['config'])
     out = {**r, 'config': cfg}
-    if 'arch' in r and 'n_calib' in r: out.update(n_test=_requested_n_test(r), test_images=r.get('n_test'))
+    if 'arch' not in r or 'n_calib' not in r: return out  # nothing to key
+    if 'test_images' not in r: out.update(n_test=_requested_n_test(r), test_images=r.get('n_test'))
     if used is not None: return {**out, 'run_key': None, 'retired': used}
-    if 'arch' not in r or 'n_calib' not in r: return out  # not a run record (a hand-made one, say): nothing to key
     try: key = run_key(r['arch'], r['n_calib'], out['n_test'], PTQConfig.from_dict(cfg), r.get('weights'))
     except MetaAugError as e: return {**out, 'run_key': None, 'retired': str(e)}
-    return {**out, 'run_key': key}
+    return {**out, 'run_key': key}  # the key a record was written with may follow an older identity rule
 
 def load_records(results) -> list[dict]: # JSON-lines file(s) (missing: none), or records
     "The records of `results`, upgraded to today's config shape."
