@@ -77,6 +77,7 @@ class Scale(Config):
     device:str='auto' # where each run computes
     settings:dict=dataclasses.field(default_factory=dict) # settings of every run (dotted path -> value), applied before the spec's
     weights:str|None=None # weights file (None: the arch's default)
+    overrides:dict=dataclasses.field(default_factory=dict) # the command line's settings (`--set`): applied after the spec's shared ones; a row or column may not set them
     def validate(self):
         check_range('n_calib', self.n_calib, 1, integer=True); check_choice('--preset', self.preset, PRESETS)
         if self.flavour is not None: check_choice('--flavour', self.flavour, FLAVOURS)
@@ -107,9 +108,13 @@ class Job:
 def _scale(scale): return SCALES[check_choice('--scale', scale, SCALES)] if isinstance(scale, str) else scale
 
 def cell_job(spec:Spec, row:Cell, col:Cell, seed:int, scale:Scale|str='cpu') -> Job:
-    "The run of (row, col) at `seed`: scale settings, then the spec's, the row's and the column's."
+    "The run of (row, col) at `seed`: scale settings, then the spec's, the command line's (`Scale.overrides`), the row's and the column's."
     sc = _scale(scale)
-    settings = {**sc.settings, **spec.base, **row.set, **col.set, 'seed': seed}
+    for k in sc.overrides:
+        if k in row.set or k in col.set:
+            raise ConfigError(f"--set {k}: table {spec.name!r} sets it in its {'row' if k in row.set else 'column'} "
+                              f"{(row if k in row.set else col).label!r}; drop it from --set or choose the cells with --cols")
+    settings = {**sc.settings, **spec.base, **sc.overrides, **row.set, **col.set, 'seed': seed}
     cfg = configure(preset(sc.preset, flavour=sc.flavour), settings)
     n, w = settings.get('n_calib', sc.n_calib), sc.weights and Path(sc.weights).name
     return Job(sc.arch, n, sc.n_test, cfg.to_dict(), run_key(sc.arch, n, sc.n_test, cfg, w), sc.data, sc.device,
@@ -402,7 +407,7 @@ def render_table(spec:Spec|str, # a Spec or a key of SPECS
             cells.append(_delta(vals[(r.label, c)], vals[(spec.baseline, c)], paper.get((r.label, c)), paper.get((spec.baseline, c))))
         lines.append(f'| {r.label} | ' + ' | '.join(cells) + ' |')
     sc, n = _scale(scale), len(seeds or _scale(scale).seeds)
-    lines += ['', f'Ours: {sc.arch}, `{sc.preset}` preset {sc.settings or ""}, N = {sc.n_calib} unless the column says, '
+    lines += ['', f'Ours: {sc.arch}, `{sc.preset}` preset {({**sc.settings, **sc.overrides}) or ""}, N = {sc.n_calib} unless the column says, '
               f'mean ± sd over up to {n} seed(s). (Paper: ImageNet ResNet-18.)']
     return '\n'.join(lines + [x for x in (spec.note, PAPER_NOTES.get(spec.name, '')) if x])
 
@@ -649,11 +654,11 @@ def parse_seeds(text:str|None) -> tuple|None: # '0,1,2', '0-7' or '0-3,8'; None:
 def experiment_scale(scale:str='cpu', # a key of SCALES
                      assignments:Sequence[str]=(), # 'path=value' settings of every run (`--set`)
                      **replace) -> Scale: # Scale fields to replace (None: keep), e.g. arch, weights, preset, flavour, data, device, n_test
-    "A named scale with command-line replacements; `--set` settings are parsed against its preset."
+    "A named scale with command-line replacements; `--set` settings are parsed against its preset and win over a spec's shared settings."
     sc = _scale(scale)
     sc = sc.replace(**{k: v for k, v in replace.items() if v is not None})
     base = preset(sc.preset, flavour=sc.flavour)
-    return sc.replace(settings={**sc.settings, **dict(parse_override(base, a) for a in assignments)})
+    return sc.replace(overrides={**sc.overrides, **dict(parse_override(base, a) for a in assignments)})
 
 def _files(v): return [v] if isinstance(v, str) else list(v or [])
 
