@@ -110,10 +110,9 @@ def _scale(scale): return SCALES[check_choice('--scale', scale, SCALES)] if isin
 def cell_job(spec:Spec, row:Cell, col:Cell, seed:int, scale:Scale|str='cpu') -> Job:
     "The run of (row, col) at `seed`: scale settings, then the spec's, the command line's (`Scale.overrides`), the row's and the column's."
     sc = _scale(scale)
-    for k in sc.overrides:
-        if k in row.set or k in col.set:
-            raise ConfigError(f"--set {k}: table {spec.name!r} sets it in its {'row' if k in row.set else 'column'} "
-                              f"{(row if k in row.set else col).label!r}; drop it from --set or choose the cells with --cols")
+    for kind, cell in (('row', row), ('column', col)):
+        if clash := sorted(set(sc.overrides) & set(cell.set)):
+            raise ConfigError(f"--set {clash[0]}: table {spec.name!r} sets it in its {kind} {cell.label!r}; drop it from --set or choose the cells with --cols")
     settings = {**sc.settings, **spec.base, **sc.overrides, **row.set, **col.set, 'seed': seed}
     cfg = configure(preset(sc.preset, flavour=sc.flavour), settings)
     n, w = settings.get('n_calib', sc.n_calib), sc.weights and Path(sc.weights).name
