@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #488e6878
 from __future__ import annotations
-import copy, dataclasses, hashlib, os, re, warnings
+import collections, copy, dataclasses, hashlib, math, os, re, warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,8 @@ from .data import PREPROCESS, Preprocess, cache_dir, find_shared
 __all__ = ['TF_SAME_PAD', 'CIFAR_WEIGHTS_URL', 'WEIGHTS_ENV', 'MBV2_TFLITE', 'ARCHS', 'PadShortcut', 'CifarBasicBlock',
            'CifarResNet', 'cifar_resnet', 'tf_same_padding', 'mobilenet_v2_tf', 'WeightsError', 'WeightsEntry',
            'ArchSpec', 'load_state', 'resolve_weights', 'resolve_pretrained', 'file_md5', 'load_weights', 'build_model',
-           'classifier_layer', 'pool_features', 'penultimate_features', 'conv_bn_pairs', 'fold_bn']
+           'classifier_layer', 'pool_features', 'penultimate_features', 'conv_bn_pairs', 'fold_bn', 'act_clip',
+           'act_layer_pairs']
 
 # %% ../nbs/02_models.ipynb #4d199fbd
 class PadShortcut(nn.Module):
@@ -343,3 +344,32 @@ def fold_bn(model:nn.Module, # an FP model (not modified)
         if b.running_mean is None or not _inside_one((conv, bn), within): continue
         m.set_submodule(conv, fuse_conv_bn_eval(c, b).requires_grad_(False)); m.set_submodule(bn, nn.Identity())
     return m
+
+# %% ../nbs/02_models.ipynb #a7c1e3d1
+def act_clip(m:nn.Module|None) -> tuple[float, float]|None:
+    "The (min, max) that a clamping activation module clamps to: ReLU (0, ∞), ReLU6 (0, 6), Hardtanh its range; None for any other module (subclasses included)."
+    if type(m) is nn.ReLU: return (0.0, math.inf)
+    if type(m) in (nn.ReLU6, nn.Hardtanh): return (float(m.min_val), float(m.max_val))
+    return None
+
+def _zero_pad(m): return isinstance(m, nn.ZeroPad2d) or (isinstance(m, nn.ConstantPad2d) and m.value == 0)
+
+def act_layer_pairs(model:nn.Module) -> list[tuple[str, str]]:
+    "(activation, layer) module names where a clamping activation (`act_clip`), called once, feeds only a Conv2d or Linear, directly or through zero pads when act(0) = 0."
+    mods, graph = dict(model.named_modules()), torch.fx.symbolic_trace(model).graph
+    calls = collections.Counter(n.target for n in graph.nodes if n.op == 'call_module')
+    pairs = []
+    for node in graph.nodes:
+        clip = act_clip(mods.get(node.target)) if node.op == 'call_module' else None
+        if clip is None or calls[node.target] != 1: continue
+        cur = node
+        while len(cur.users) == 1:
+            nxt = next(iter(cur.users))
+            if nxt.op != 'call_module' or nxt.args != (cur,) or nxt.kwargs: break
+            m = mods.get(nxt.target)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                if cur is node or clip[0] <= 0 <= clip[1]: pairs.append((node.target, nxt.target))
+                break
+            if not _zero_pad(m): break
+            cur = nxt
+    return pairs

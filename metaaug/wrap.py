@@ -20,7 +20,7 @@ from torchvision.models.regnet import ResBottleneckBlock
 
 from .core import Config, ConfigError, check_choice, check_range
 from .quantizers import ActQuantizer, WeightQuantizer
-from .models import CifarBasicBlock, conv_bn_pairs
+from .models import CifarBasicBlock, act_clip, act_layer_pairs, conv_bn_pairs
 
 # %% auto #0
 __all__ = ['POLICIES', 'EDGE_BITS', 'BLOCK_FORWARDS', 'MODES', 'QUANT_PARAMS', 'QuantConfig', 'QuantLayer', 'register_block',
@@ -40,6 +40,7 @@ class QuantConfig(Config):
     drop_prob:float=0.5 # QDrop: probability of keeping an element at full precision, in training
     shared_mask:bool=False # one QDrop mask for a block's two branches (False: independent masks, as Genie)
     fold_bn:bool=True # apply each eval-mode BatchNorm that directly follows a conv of the same unit to that conv's (quantized) weight and bias: the same function without a pass over the activations (quantization still acts on the raw weight)
+    fold_act:bool=True # apply each ReLU/ReLU6/Hardtanh module that feeds only a layer of the same unit (`act_layer_pairs`) inside that layer's activation quantizer: the same function, without passes of its own
     def validate(self):
         check_range('wbits', self.wbits, 2, 8, integer=True); check_range('abits', self.abits, 2, 8, integer=True)
         check_choice('policy', self.policy, POLICIES); check_range('drop_prob', self.drop_prob, 0, 1)
@@ -203,14 +204,21 @@ def _layer_order(model, example):
     order, inputs = trace_calls(model, example, units + layers)
     return [n for n in order if n in units], [n for n in order if n in layers], inputs
 
+def _unit_of(name, units): return next((u for u in units if name.startswith(u + '.')), None)
+
 def _foldable(model, units) -> dict[str, str]:
     "conv -> BatchNorm that follows it and only it, both inside one unit (a unit's output is the FP model's: a BN outside stays); {} when torch.fx cannot trace the model."
     try: pairs = conv_bn_pairs(model)
     except Exception: return {}  # untraceable: correct, only slower
     mods = dict(model.named_modules())
-    inside = lambda n: any(n.startswith(u + '.') for u in units)
-    return {c: b for c, b in pairs if type(mods[c]) is nn.Conv2d and mods[b].running_mean is not None and inside(c) and inside(b)
-            and next(u for u in units if c.startswith(u + '.')) == next(u for u in units if b.startswith(u + '.'))}
+    return {c: b for c, b in pairs if type(mods[c]) is nn.Conv2d and mods[b].running_mean is not None and _unit_of(c, units) is not None
+            and _unit_of(c, units) == _unit_of(b, units)}
+
+def _act_feeds(model, units) -> dict[str, str]:
+    "layer -> the clamping activation that feeds it alone (`act_layer_pairs`), both inside one unit; {} when torch.fx cannot trace the model."
+    try: pairs = act_layer_pairs(model)
+    except Exception: return {}  # untraceable: correct, only slower
+    return {l: a for a, l in pairs if _unit_of(l, units) is not None and _unit_of(l, units) == _unit_of(a, units)}
 
 def quantize_model(model:nn.Module, # FP model (left untouched)
                    example:Tensor, # an input batch for tracing the forward order
@@ -221,16 +229,19 @@ def quantize_model(model:nn.Module, # FP model (left untouched)
     first, second, last = layers[0], layers[1], layers[-1]
     def wbits(n): return EDGE_BITS if n in (first, last) else c.wbits
     def abits(n): return EDGE_BITS if n == last or (c.policy == 'brecq' and n == second) else c.abits
-    def aq(n): return None if n == first else ActQuantizer(abits(n), c.drop_prob)
-    mods, bns = dict(model.named_modules()), _foldable(model, units) if c.fold_bn else {}
+    def aq(n, clip=None): return None if n == first else ActQuantizer(abits(n), c.drop_prob, clip)
+    mods, bns, acts = dict(model.named_modules()), _foldable(model, units) if c.fold_bn else {}, _act_feeds(model, units) if c.fold_act else {}
     for u in units:
         if _is_layer(mods[u]): _set_submodule(model, u, QuantLayer(mods[u], wbits(u), aq(u))); continue
         inner = [n for n in layers if n.startswith(u + '.')]
         readers = [n for n in inner if inputs.get(n) is inputs[u]]  # layers that read the block input
         for n in inner:
-            bn = bns.get(n)
-            _set_submodule(model, n, QuantLayer(mods[n], wbits(n), None if n in readers else aq(n), None if bn is None else mods[bn]))
-            if bn is not None: _set_submodule(model, bn, nn.Identity())
+            bn, act = bns.get(n), acts.get(n)
+            q = None if n in readers else aq(n, None if act is None else act_clip(mods[act]))
+            if q is None: act = None  # no quantizer to apply it in: the activation module stays
+            _set_submodule(model, n, QuantLayer(mods[n], wbits(n), q, None if bn is None else mods[bn]))
+            for folded in (bn, act):
+                if folded is not None: _set_submodule(model, folded, nn.Identity())
         _set_submodule(model, u, QuantBlock(mods[u], aq(readers[0]) if readers else None, c.shared_mask))
     qm = QModel(model, units, c).eval()
     for n, p in qm.named_parameters(): p.requires_grad_(n.endswith(QUANT_PARAMS))
