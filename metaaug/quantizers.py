@@ -186,7 +186,7 @@ def _compiled(fn):
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     compiled = torch.compile(fn, dynamic=True)
     @functools.wraps(fn)
-    def call(*args):  # floats (a folded activation's clip) as constants: passed as graph inputs, a changed clip ran a stale kernel (torch 2.14), and as tensors the kernel ran 7x slower
+    def call(*args):  # floats (a folded activation's clip) as constants: as graph inputs a changed clip computed with the earlier one (torch 2.14; pytorch/pytorch#194976, #197889), as tensors the kernel ran 7x slower
         with torch._dynamo.config.patch(specialize_float=True): return compiled(*args)
     return call
 
