@@ -154,10 +154,10 @@ def qdrop_mix(x_fp:Tensor, # full-precision values
               compiled:bool=False, # one fused kernel (torch.compile) reading the uint8 `keep_bits`: the same values
               rows:Tensor|None=None) -> Tensor: # mix only these samples (dim 0) of both, as float32: gathered inside the fused kernel (contiguous inputs)
     "Elementwise: `x_fp` with probability `p`, else `x_q` (gradients flow to both through the kept elements)."
-    fused = compiled and _compile_ok()
-    if rows is not None and fused: return _compiled(_mix_rows)(x_fp, x_q, rows, keep_bits(x_q[:len(rows)], p))  # no gathered copies: 2x faster for 32 of 64 samples of 32x112x112
+    use_compiled = compiled and _compile_ok()
+    if rows is not None and use_compiled: return _compiled(_mix_rows)(x_fp, x_q, rows, keep_bits(x_q[:len(rows)], p))  # no gathered copies: 2x faster for 32 of 64 samples of 32x112x112
     if rows is not None: x_fp, x_q = x_fp.index_select(0, rows).float(), x_q.index_select(0, rows).float()
-    if fused: return _compiled(_mix_bits)(x_fp, x_q, keep_bits(x_q, p))
+    if use_compiled: return _compiled(_mix_bits)(x_fp, x_q, keep_bits(x_q, p))
     return _mix(x_fp, x_q, keep_mask(x_q, p, x_q.dtype))  # eager: a mask of x's dtype multiplies fastest
 
 # %% ../nbs/04_quantizers.ipynb #27c6a5ca

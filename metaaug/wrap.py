@@ -20,7 +20,7 @@ from torchvision.models.regnet import ResBottleneckBlock
 
 from .core import Config, ConfigError, check_choice, check_range
 from .quantizers import ActQuantizer, WeightQuantizer
-from .models import CifarBasicBlock, act_clip, act_layer_pairs, conv_bn_pairs
+from .models import CifarBasicBlock, _inside_one, act_clip, act_layer_pairs, conv_bn_pairs
 
 # %% auto #0
 __all__ = ['POLICIES', 'EDGE_BITS', 'BLOCK_FORWARDS', 'MODES', 'QUANT_PARAMS', 'QuantConfig', 'QuantLayer', 'register_block',
@@ -204,21 +204,18 @@ def _layer_order(model, example):
     order, inputs = trace_calls(model, example, units + layers)
     return [n for n in order if n in units], [n for n in order if n in layers], inputs
 
-def _unit_of(name, units): return next((u for u in units if name.startswith(u + '.')), None)
-
 def _foldable(model, units) -> dict[str, str]:
     "conv -> BatchNorm that follows it and only it, both inside one unit (a unit's output is the FP model's: a BN outside stays); {} when torch.fx cannot trace the model."
     try: pairs = conv_bn_pairs(model)
     except Exception: return {}  # untraceable: correct, only slower
     mods = dict(model.named_modules())
-    return {c: b for c, b in pairs if type(mods[c]) is nn.Conv2d and mods[b].running_mean is not None and _unit_of(c, units) is not None
-            and _unit_of(c, units) == _unit_of(b, units)}
+    return {c: b for c, b in pairs if type(mods[c]) is nn.Conv2d and mods[b].running_mean is not None and _inside_one((c, b), units)}
 
 def _act_feeds(model, units) -> dict[str, str]:
     "layer -> the clamping activation that feeds it alone (`act_layer_pairs`), both inside one unit; {} when torch.fx cannot trace the model."
     try: pairs = act_layer_pairs(model)
     except Exception: return {}  # untraceable: correct, only slower
-    return {l: a for a, l in pairs if _unit_of(l, units) is not None and _unit_of(l, units) == _unit_of(a, units)}
+    return {l: a for a, l in pairs if _inside_one((a, l), units)}
 
 def quantize_model(model:nn.Module, # FP model (left untouched)
                    example:Tensor, # an input batch for tracing the forward order
