@@ -195,10 +195,56 @@ def fused(fn, # an elementwise (or reducing) function of tensors
     "`fn` compiled by torch.compile into fused kernels (dynamic shapes, cached per function) when `compiled` and compilation works here, else `fn`."
     return _compiled(fn) if compiled and _compile_ok() else fn
 
+def _sample_rows(t:Tensor) -> Tensor|None:
+    "`t` viewed as one row per sample (dim 0) in its memory order, without a copy (contiguous or channels-last), else None."
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last): return t.permute(0, 2, 3, 1).reshape(len(t), -1)
+    return t.reshape(len(t) if t.dim() > 1 else 1, -1) if t.is_contiguous() else None
+
+def _lsq_grads(g, x, step, bits, ones, qn:int, qp:int, clip=None, need_x:bool=True):
+    "Gradients of `_lsq_bits` (straight-through rounding) for rows of samples: dx (None unless `need_x`) and dstep's sum per row. `ones` (rows × 1) keeps dx two-dimensional, so inductor computes both in one pass over g and x."
+    xc = x if clip is None else F.hardtanh(x, *clip)
+    v = xc / step
+    inside = (v > qn) & (v < qp)  # where clamp passes its gradient (strictly inside, as torch's)
+    k = None if bits is None else bits.clamp(max=1).to(g.dtype)  # a float 0/1: a uint8 comparison vectorises 10x slower
+    gq = g if k is None else g - k * g  # the gradient reaching the quantized branch
+    gs = (gq * (torch.round(torch.clamp(v, qn, qp)) - torch.where(inside, v, 0.0))).sum(1)  # LSQ: d(round(v)·s)/ds = round(v) − v inside, the bound outside
+    if not need_x: return None, gs
+    gx = torch.where(inside, gq, 0.0) if k is None else k * g + torch.where(inside, gq, 0.0)
+    if clip is not None: gx = torch.where((x > clip[0]) & (x < clip[1]), gx, 0.0)
+    return gx * ones, gs
+
+def _lsq_grads_x(*a): return _lsq_grads(*a, need_x=True)
+def _lsq_grads_step(*a): return _lsq_grads(*a, need_x=False)
+
+class _FusedLSQ(torch.autograd.Function):
+    "`_lsq_bits` compiled, with a hand-derived backward: one pass over the gradient, x and the mask (autograd's compiled backward took two: the step's reduction, then dx)."
+    @staticmethod
+    def forward(ctx, x, step, bits, qn:int, qp:int, clip):
+        ctx.save_for_backward(x, step, bits); ctx.args = (qn, qp, clip)
+        return _compiled(_lsq_bits)(x, step, bits, qn, qp, clip)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, step, bits = ctx.saved_tensors
+        need_x, need_step = ctx.needs_input_grad[:2]
+        if g.stride() != x.stride(): g = torch.empty_like(x, dtype=g.dtype).copy_(g)  # the same memory order as x
+        rows = [_sample_rows(t) for t in (g, x, bits) if t is not None]
+        if any(r is None for r in rows) or (bits is not None and bits.stride() != x.stride()):  # a strided x: contiguous copies
+            g, x, bits = g.contiguous(), x.contiguous(), None if bits is None else bits.contiguous()
+            rows = [_sample_rows(t) for t in (g, x, bits) if t is not None]
+        rg, rx, rb = rows[0], rows[1], rows[2] if bits is not None else None
+        ones = torch.ones(len(rx), 1, dtype=rg.dtype, device=rg.device)
+        gx, gs = _compiled(_lsq_grads_x if need_x else _lsq_grads_step)(rg, rx, step, rb, ones, *ctx.args)
+        if gx is not None: gx = gx.as_strided(x.shape, x.stride()).to(x.dtype)  # rows of x's memory order: x's own strides
+        return gx, gs.sum().reshape(step.shape).to(step.dtype) if need_step else None, None, None, None, None
+
+def _fused_lsq_bits(x, step, bits, qn:int, qp:int, clip=None): return _FusedLSQ.apply(x, step, bits, qn, qp, clip)
+
 @functools.cache
 def fused_lsq(compiled:bool): # use torch.compile's fused kernels
-    "A function (x, step, p or None, qn, qp, clip=None) -> LSQ + QDrop output: compiled into fused kernels when asked and possible."
-    if compiled and _compile_ok(): return functools.partial(_lsq_qdrop_p, lsq=_compiled(_lsq_bits), bits=True)
+    "A function (x, step, p or None, qn, qp, clip=None) -> LSQ + QDrop output: compiled into fused kernels when asked and possible (forward one pass, backward one pass)."
+    if compiled and _compile_ok(): return functools.partial(_lsq_qdrop_p, lsq=_fused_lsq_bits, bits=True)
     return functools.partial(_lsq_qdrop_p, lsq=lsq_qdrop)  # eager: the mask in x's dtype
 
 @functools.cache
@@ -206,7 +252,7 @@ def _compile_ok() -> bool:
     "Whether torch.compile works here (tried once per process on a tiny input that draws nothing from torch's generators)."
     try:  # a random input here shifted the QDrop masks of the unit that first compiled: a resumed run then differed from an uninterrupted one
         x = torch.linspace(-2, 2, 12).view(4, 3).requires_grad_(); s = torch.tensor(0.5, requires_grad=True)
-        _compiled(_lsq_bits)(x, s, torch.ones_like(x, dtype=torch.uint8), -2, 1).sum().backward()  # as called: a uint8 mask
+        _fused_lsq_bits(x, s, torch.ones_like(x, dtype=torch.uint8), -2, 1).sum().backward()  # as called: a uint8 mask
         return True
     except Exception as e:
         warnings.warn(f'torch.compile unavailable, using eager activation quantizers: {type(e).__name__}: {e}')
