@@ -101,10 +101,13 @@ def bench_recon(a) -> dict:
             for v in (variants if r % 2 == 0 else variants[::-1]): t[v.name].append(v.time(unit))
             loads.append(load())
         base = variants[0].name
+        ratios = {k: [b / x for b, x in zip(t[base], v)] for k, v in t.items() if k != base}
         row = {'unit': unit, **{f'{k}_s_per_step': med(v) for k, v in t.items()},
-               **{f'speedup_{k}_over_{base}': med([b / x for b, x in zip(t[base], v)]) for k, v in t.items() if k != base},
+               **{f'speedup_{k}_over_{base}': med(r) for k, r in ratios.items()},
+               **{f'speedup_{k}_over_{base}_range': [min(r), max(r)] for k, r in ratios.items()},
+               **{f'{k}_s_per_step_rounds': v for k, v in t.items()},
                'rounds': a.rounds, 'steps_per_round': a.steps, 'load_per_round': loads}
-        rows.append(row); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != 'load_per_round'}), flush=True)
+        rows.append(row); print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != 'load_per_round' and not k.endswith('_rounds')}), flush=True)
     for v in variants: v.close()
     return {'stage': 'recon', **job, 'rounds': a.rounds, 'variants': {v.name: {'src': os.path.relpath(v.src), 'settings': v.settings, 'versions': v.versions} for v in variants}, 'units': rows}
 
