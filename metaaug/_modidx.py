@@ -628,6 +628,7 @@ d = { 'settings': { 'branch': 'main',
                               'metaaug.wrap.calibrating': ('wrap.html#calibrating', 'metaaug/wrap.py'),
                               'metaaug.wrap.find_units': ('wrap.html#find_units', 'metaaug/wrap.py'),
                               'metaaug.wrap.quantize_model': ('wrap.html#quantize_model', 'metaaug/wrap.py'),
+                              'metaaug.wrap.reads_shortcut': ('wrap.html#reads_shortcut', 'metaaug/wrap.py'),
                               'metaaug.wrap.register_block': ('wrap.html#register_block', 'metaaug/wrap.py'),
                               'metaaug.wrap.set_mode': ('wrap.html#set_mode', 'metaaug/wrap.py'),
                               'metaaug.wrap.trace_calls': ('wrap.html#trace_calls', 'metaaug/wrap.py')}}}

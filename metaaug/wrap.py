@@ -23,9 +23,9 @@ from .quantizers import ActQuantizer, WeightQuantizer
 from .models import CifarBasicBlock, _inside_one, act_clip, act_layer_pairs, conv_bn_pairs
 
 # %% auto #0
-__all__ = ['POLICIES', 'EDGE_BITS', 'BLOCK_FORWARDS', 'MODES', 'QUANT_PARAMS', 'QuantConfig', 'QuantLayer', 'register_block',
-           'block_forward', 'QuantBlock', 'find_units', 'trace_calls', 'QModel', 'set_mode', 'quantize_model',
-           'calibrating']
+__all__ = ['POLICIES', 'EDGE_BITS', 'BLOCK_FORWARDS', 'SHORTCUT_READ', 'MODES', 'QUANT_PARAMS', 'QuantConfig', 'QuantLayer',
+           'register_block', 'reads_shortcut', 'block_forward', 'QuantBlock', 'find_units', 'trace_calls', 'QModel',
+           'set_mode', 'quantize_model', 'calibrating']
 
 # %% ../nbs/05_wrap.ipynb #03a47ac7
 POLICIES = ('qdrop', 'brecq')
@@ -101,10 +101,23 @@ BLOCK_FORWARDS: dict[type, Callable] = {
     TVBasicBlock: _tv_basic, TVBottleneck: _tv_bottleneck, InvertedResidual: _inverted_residual,
     MnasInvertedResidual: _mnas_inverted_residual, ResBottleneckBlock: _regnet_bottleneck}
 
+SHORTCUT_READ: dict[type, Callable] = {  # block type -> (block) -> whether its two-input forward reads x_shortcut (unlisted: always)
+    InvertedResidual: lambda b: b.use_res_connect, MnasInvertedResidual: lambda b: b.apply_residual}
+
 def register_block(cls:type, # the block's class
-                   forward_two:Callable): # (block, x_main, x_shortcut) -> output, equal to block(x) when both are x
+                   forward_two:Callable, # (block, x_main, x_shortcut) -> output, equal to block(x) when both are x
+                   reads_shortcut:Callable|None=None): # (block) -> whether `forward_two` reads x_shortcut; None: always
     "Make instances of `cls` reconstruction units, with their input quantized once for both branches."
     BLOCK_FORWARDS[cls] = forward_two
+    if reads_shortcut is None: SHORTCUT_READ.pop(cls, None)
+    else: SHORTCUT_READ[cls] = reads_shortcut
+
+def reads_shortcut(block:nn.Module) -> bool:
+    "Whether the registered two-input forward of `block` reads its shortcut input (a MobileNetV2 block without a residual does not)."
+    for cls in type(block).__mro__:
+        if cls in SHORTCUT_READ: return bool(SHORTCUT_READ[cls](block))
+        if cls in BLOCK_FORWARDS: return True
+    return True
 
 def block_forward(block:nn.Module) -> Callable|None:
     "The two-input forward registered for `block`'s type (or a parent type), else None."
@@ -120,12 +133,12 @@ class QuantBlock(nn.Module):
                  shared_mask:bool=False): # one QDrop mask for both branches
         super().__init__()
         self.block, self.aq, self.shared_mask = block, aq, shared_mask
-        self.fwd = block_forward(block)
+        self.fwd, self.own_shortcut = block_forward(block), not shared_mask and reads_shortcut(block)  # no second QDrop draw for a shortcut the block ignores
 
     def forward(self, x:Tensor) -> Tensor:
         if self.aq is None: return self.fwd(self.block, x, x)
         xm = self.aq(x)
-        return self.fwd(self.block, xm, xm if self.shared_mask else self.aq(x))
+        return self.fwd(self.block, xm, self.aq(x) if self.own_shortcut else xm)
 
 # %% ../nbs/05_wrap.ipynb #c82853bd
 def _is_layer(m): return isinstance(m, (nn.Conv2d, nn.Linear))
