@@ -127,6 +127,12 @@ class WeightQuantizer(nn.Module):
     def extra_repr(self): return f'bits={self.bits}, soft={self.soft}, channels={self.step.shape[0]}'
 
 # %% ../nbs/04_quantizers.ipynb #c6f081f3
+def _memory_order(t:Tensor):
+    "`t` viewed with its dimensions in memory order, without a copy, and how a tensor of that shape is viewed back: itself when contiguous, NHWC for a channels-last 4-D tensor; None for any other layout."
+    if t.is_contiguous(): return t, lambda v: v
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last): return t.permute(0, 2, 3, 1), lambda v: v.permute(0, 3, 1, 2)
+    return None
+
 def keep_bits(like:Tensor, # tensor whose shape and device the mask takes
               p:float) -> Tensor: # probability of keeping
     "A uint8 mask, non-zero with probability `p` elementwise, in `like`'s memory layout (for p = ½: bit k of a random byte, so 0 or 2^k)."
@@ -134,8 +140,7 @@ def keep_bits(like:Tensor, # tensor whose shape and device the mask takes
     n, dev = like.numel(), like.device
     words = torch.randint(-2**63, 2**63 - 1, ((n + 63) // 64,), device=dev, dtype=torch.int64)  # 64 random bits a draw
     bits = (words.view(torch.uint8).view(1, -1) & (1 << torch.arange(8, device=dev, dtype=torch.uint8)).view(-1, 1)).view(-1)[:n]  # bit k of every byte fills the k-th eighth: one pass, contiguous rows (3-4x faster than 8 bits per byte side by side)
-    dense = like.is_contiguous() or (like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last))
-    return bits.as_strided(like.shape, like.stride()) if dense else bits.view(like.shape)  # the bits in memory order: no strided read in the kernels that mix them
+    return bits.as_strided(like.shape, like.stride()) if _memory_order(like) is not None else bits.view(like.shape)  # the bits in memory order: no strided read in the kernels that mix them
 
 def keep_mask(like:Tensor, # tensor whose shape and device the mask takes
               p:float, # probability of a 1
@@ -195,26 +200,22 @@ def fused(fn, # an elementwise (or reducing) function of tensors
     "`fn` compiled by torch.compile into fused kernels (dynamic shapes, cached per function) when `compiled` and compilation works here, else `fn`."
     return _compiled(fn) if compiled and _compile_ok() else fn
 
-def _sample_rows(t:Tensor) -> Tensor|None:
-    "`t` viewed as one row per sample (dim 0) in its memory order, without a copy (contiguous or channels-last), else None."
-    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last): return t.permute(0, 2, 3, 1).reshape(len(t), -1)
-    return t.reshape(len(t) if t.dim() > 1 else 1, -1) if t.is_contiguous() else None
+def _sample_rows(t:Tensor) -> Tensor:
+    "`t` (contiguous or channels-last) viewed as one row per sample (dim 0) in its memory order, without a copy."
+    return _memory_order(t)[0].reshape(len(t) if t.dim() > 1 else 1, -1)
 
 def _lsq_grads(g, x, step, bits, ones, qn:int, qp:int, clip=None, need_x:bool=True):
     "Gradients of `_lsq_bits` (straight-through rounding) for rows of samples: dx (None unless `need_x`) and dstep's sum per row. `ones` (rows × 1) keeps dx two-dimensional, so inductor computes both in one pass over g and x."
     xc = x if clip is None else F.hardtanh(x, *clip)
     v = xc / step
     inside = (v > qn) & (v < qp)  # where clamp passes its gradient (strictly inside, as torch's)
-    k = None if bits is None else bits.clamp(max=1).to(g.dtype)  # a float 0/1: a uint8 comparison vectorises 10x slower
+    k = None if bits is None else bits.clamp(max=1).to(g.dtype)  # a float 0/1: a uint8 comparison vectorised 11-15x slower
     gq = g if k is None else g - k * g  # the gradient reaching the quantized branch
     gs = (gq * (torch.round(torch.clamp(v, qn, qp)) - torch.where(inside, v, 0.0))).sum(1)  # LSQ: d(round(v)·s)/ds = round(v) − v inside, the bound outside
     if not need_x: return None, gs
     gx = torch.where(inside, gq, 0.0) if k is None else k * g + torch.where(inside, gq, 0.0)
     if clip is not None: gx = torch.where((x > clip[0]) & (x < clip[1]), gx, 0.0)
     return gx * ones, gs
-
-def _lsq_grads_x(*a): return _lsq_grads(*a, need_x=True)
-def _lsq_grads_step(*a): return _lsq_grads(*a, need_x=False)
 
 class _FusedLSQ(torch.autograd.Function):
     "`_lsq_bits` compiled, with a hand-derived backward: one pass over the gradient, x and the mask (autograd's compiled backward took two: the step's reduction, then dx)."
@@ -228,14 +229,11 @@ class _FusedLSQ(torch.autograd.Function):
     def backward(ctx, g):
         x, step, bits = ctx.saved_tensors
         need_x, need_step = ctx.needs_input_grad[:2]
-        if g.stride() != x.stride(): g = torch.empty_like(x, dtype=g.dtype).copy_(g)  # the same memory order as x
-        rows = [_sample_rows(t) for t in (g, x, bits) if t is not None]
-        if any(r is None for r in rows) or (bits is not None and bits.stride() != x.stride()):  # a strided x: contiguous copies
-            g, x, bits = g.contiguous(), x.contiguous(), None if bits is None else bits.contiguous()
-            rows = [_sample_rows(t) for t in (g, x, bits) if t is not None]
-        rg, rx, rb = rows[0], rows[1], rows[2] if bits is not None else None
+        if _memory_order(x) is None: x = x.contiguous()  # a strided x: a contiguous copy
+        g, bits = (t if t is None or t.stride() == x.stride() else torch.empty_like(x, dtype=t.dtype).copy_(t) for t in (g, bits))  # x's memory order
+        rg, rx, rb = (None if t is None else _sample_rows(t) for t in (g, x, bits))
         ones = torch.ones(len(rx), 1, dtype=rg.dtype, device=rg.device)
-        gx, gs = _compiled(_lsq_grads_x if need_x else _lsq_grads_step)(rg, rx, step, rb, ones, *ctx.args)
+        gx, gs = _compiled(_lsq_grads)(rg, rx, step, rb, ones, *ctx.args, need_x)
         if gx is not None: gx = gx.as_strided(x.shape, x.stride()).to(x.dtype)  # rows of x's memory order: x's own strides
         return gx, gs.sum().reshape(step.shape).to(step.dtype) if need_step else None, None, None, None, None
 

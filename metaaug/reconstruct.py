@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import Config, ConfigError, Loop, MetaAugError, check_choice, check_range, fire, module_device, native_bf16, progress
-from .quantizers import ActQuantizer, round_loss, qdrop_mix, fused
+from .quantizers import ActQuantizer, round_loss, qdrop_mix, fused, _memory_order
 from .wrap import QuantLayer, set_mode, calibrating
 from .capture import UnitData
 
@@ -117,9 +117,8 @@ def _batch(a, idx, dev, channels_last):
 
 def _rows(a, channels_last:bool):
     "A cache as rows in storage order, for a gather inside a fused kernel (a channels-last 4-D cache: its NHWC view, no copy), and how a batch of them is viewed back; None where `_batch` would change the layout."
-    if a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last): return a.permute(0, 2, 3, 1), lambda b: b.permute(0, 3, 1, 2)
-    if a.is_contiguous() and not (channels_last and a.dim() == 4): return a, lambda b: b
-    return None
+    if channels_last and a.dim() == 4 and a.is_contiguous(): return None  # `_batch` makes it channels-last
+    return _memory_order(a)
 
 def soft_fraction(unit:nn.Module) -> float:
     "Fraction of the unit's rounding variables with 0 < h(V) < 1."
@@ -177,7 +176,7 @@ class ReconLoop(Loop):
         cfg, d = self.cfg, self.data
         if cfg.input_drop == 0: return _batch(d.x_q, idx, self.dev, cfg.channels_last)
         f, q = (_rows(a, cfg.channels_last) if a.device == self.dev else None for a in (d.x_fp, d.x_q))
-        if cfg.compile and f is not None and q is not None:
+        if cfg.compile and f is not None and q is not None and d.x_fp.stride() == d.x_q.stride():  # one layout: elementwise in the same order
             return q[1](qdrop_mix(f[0], q[0], cfg.input_drop, True, rows=idx.to(self.dev)))
         xq, xf = (_batch(a, idx, self.dev, cfg.channels_last) for a in (d.x_q, d.x_fp))
         return qdrop_mix(xf, xq, cfg.input_drop, cfg.compile)
