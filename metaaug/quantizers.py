@@ -13,7 +13,7 @@ from .core import ConfigError, MetaAugError, check_range
 # %% auto #0
 __all__ = ['CLIP_RATIOS', 'SEARCH_NORM', 'SEARCH_CHUNK', 'GAMMA', 'ZETA', 'RECOMPILE_LIMIT', 'round_ste', 'fake_quant',
            'search_scale', 'rectified_sigmoid', 'inv_rectified_sigmoid', 'round_loss', 'WeightQuantizer', 'keep_bits',
-           'keep_mask', 'qdrop_mix', 'lsq_qdrop', 'fused', 'fused_lsq', 'ActQuantizer']
+           'keep_mask', 'qdrop_mix', 'lsq_qdrop', 'fused', 'step_only_source', 'lsq_dstep', 'fused_lsq', 'ActQuantizer']
 
 # %% ../nbs/04_quantizers.ipynb #94cdc12e
 def round_ste(x:Tensor) -> Tensor:
@@ -238,6 +238,24 @@ class _FusedLSQ(torch.autograd.Function):
         return gx, gs.sum().reshape(step.shape).to(step.dtype) if need_step else None, None, None, None, None
 
 def _fused_lsq_bits(x, step, bits, qn:int, qp:int, clip=None): return _FusedLSQ.apply(x, step, bits, qn, qp, clip)
+
+def _lsq_dstep(x, step, bits, qn:int, qp:int, clip=None):
+    "∂q/∂step of `_lsq_bits`, elementwise (straight-through rounding): round(v) − v inside the range, the bound outside, 0 where QDrop kept x."
+    xc = x if clip is None else F.hardtanh(x, *clip)
+    v = xc / step
+    r = torch.round(torch.clamp(v, qn, qp)) - torch.where((v > qn) & (v < qp), v, 0.0)
+    return r if bits is None else r - bits.clamp(max=1).to(r.dtype) * r
+
+def step_only_source(q:Tensor) -> tuple|None:
+    "(x, step, mask, (qn, qp, clip)) when `q` is the compiled quantizer's output and only its step needs a gradient (x is grad-free: a unit's cached input), else None. Its step's gradient is then ⟨∂L/∂q, `lsq_dstep(...)`⟩, which a layer reading `q` can take without computing ∂L/∂q."
+    f = q.grad_fn
+    if type(f) is not _FusedLSQ._backward_cls or f.needs_input_grad[0] or not f.needs_input_grad[1]: return None
+    x, step, bits = f.saved_tensors
+    return x, step, bits, f.args
+
+def lsq_dstep(x:Tensor, step:Tensor, bits:Tensor|None, qn:int, qp:int, clip=None) -> Tensor: # as `step_only_source` gives them
+    "∂q/∂step of the compiled quantizer, elementwise (one fused kernel)."
+    return _compiled(_lsq_dstep)(x, step, bits, qn, qp, clip)
 
 @functools.cache
 def fused_lsq(compiled:bool): # use torch.compile's fused kernels

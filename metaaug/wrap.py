@@ -19,7 +19,7 @@ from torchvision.models.mnasnet import _InvertedResidual as MnasInvertedResidual
 from torchvision.models.regnet import ResBottleneckBlock
 
 from .core import Config, ConfigError, check_choice, check_range
-from .quantizers import ActQuantizer, WeightQuantizer
+from .quantizers import ActQuantizer, WeightQuantizer, lsq_dstep, step_only_source
 from .models import CifarBasicBlock, _inside_one, act_clip, act_layer_pairs, conv_bn_pairs
 
 # %% auto #0
@@ -50,6 +50,29 @@ def _own_forward(layer:nn.Module) -> bool:
     "Whether `layer`'s class overrides the forward of the torch layer it derives from."
     return type(layer).forward not in (nn.Conv2d.forward, nn.Linear.forward)
 
+def _step_with_weight(l:nn.Module) -> bool:
+    "Whether `l` is a 1×1 expansion conv (stride 1, one group, at least twice the channels out as in): where its weight's gradient with twice the input channels costs less than its data gradient (`benchmarks/RESULTS.md`)."
+    return type(l) is nn.Conv2d and l.kernel_size == (1, 1) and l.stride == (1, 1) and l.padding == (0, 0) and l.groups == 1 and l.out_channels >= 2 * l.in_channels
+
+class _StepWithWeight(torch.autograd.Function):
+    "`F.conv2d(q, w, b)` (a 1×1 conv) for `q` from the compiled quantizer on a grad-free input (`step_only_source`): the quantizer step's gradient ⟨conv's data gradient, ∂q/∂s⟩ equals ⟨weight gradient of the conv on ∂q/∂s, w⟩, so one weight-gradient pass over [q, ∂q/∂s] gives both gradients and the data gradient is never computed."
+    @staticmethod
+    def forward(ctx, q, w, b, x, step, bits, qargs):
+        ctx.save_for_backward(q, w, x, step, bits); ctx.qargs = qargs
+        return F.conv2d(q, w, b)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        q, w, x, step, bits = ctx.saved_tensors
+        r = lsq_dstep(x, step, bits, *ctx.qargs)
+        qr = torch.cat([q, r if r.stride() == q.stride() else torch.empty_like(q).copy_(r)], 1)  # one tensor, q's layout
+        co, ci = w.shape[:2]
+        shape = w.new_empty((co, 2 * ci, 1, 1))  # the weight shape of a conv on qr: sizes only
+        need_b = ctx.needs_input_grad[2]
+        _, gw, gb = torch.ops.aten.convolution_backward(g, qr, shape, [co] if need_b else None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, (False, True, need_b))
+        return None, gw[:, :ci], gb, None, (gw[:, ci:] * w).sum().reshape(step.shape), None, None
+
 class QuantLayer(nn.Module):
     "A Conv2d or Linear with a weight quantizer, an optional input quantizer and an optional folded BatchNorm."
     def __init__(self, layer:nn.Conv2d|nn.Linear, # the FP layer (kept, unwrapped by `.layer`)
@@ -78,7 +101,8 @@ class QuantLayer(nn.Module):
         if isinstance(l, nn.Linear): return F.linear(x, w, b)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
             w = w.contiguous(memory_format=torch.channels_last)  # same layout as the input: the fast conv path
-        return F.conv2d(x, w, b, l.stride, l.padding, l.dilation, l.groups)
+        if _step_with_weight(l) and (src := step_only_source(x)) is not None: return _StepWithWeight.apply(x.detach(), w, b, *src)
+        return l._conv_forward(x, w, b)  # F.conv2d with the layer's padding mode (reflect, circular, ...)
 
 # %% ../nbs/05_wrap.ipynb #18836af9
 def _tv_basic(b, xm, xs):
