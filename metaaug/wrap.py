@@ -101,7 +101,8 @@ class QuantLayer(nn.Module):
         if isinstance(l, nn.Linear): return F.linear(x, w, b)
         if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
             w = w.contiguous(memory_format=torch.channels_last)  # same layout as the input: the fast conv path
-        if _step_with_weight(l) and (src := step_only_source(x)) is not None: return _StepWithWeight.apply(x.detach(), w, b, *src)
+        if _step_with_weight(l) and not torch.is_autocast_enabled(x.device.type) and (src := step_only_source(x)) is not None:  # under autocast the plain conv, which autocast casts both ways
+            return _StepWithWeight.apply(x.detach(), w, b, *src)
         return l._conv_forward(x, w, b)  # F.conv2d with the layer's padding mode (reflect, circular, ...)
 
 # %% ../nbs/05_wrap.ipynb #18836af9
