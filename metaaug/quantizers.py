@@ -204,14 +204,21 @@ def _sample_rows(t:Tensor) -> Tensor:
     "`t` (contiguous or channels-last) viewed as one row per sample (dim 0) in its memory order, without a copy."
     return _memory_order(t)[0].reshape(len(t) if t.dim() > 1 else 1, -1)
 
+def _lsq_terms(x, step, bits, dtype, qn:int, qp:int, clip=None):
+    "What the gradients of `_lsq_bits` (straight-through rounding) are made of: where clamp passes its gradient (strictly inside, as torch's), d(round(v)·s)/ds of the quantized branch (round(v) − v inside, the bound outside), and the QDrop mask as a float 0/1 of `dtype` (a uint8 comparison vectorised 11-15x slower; None without QDrop)."
+    v = (x if clip is None else F.hardtanh(x, *clip)) / step
+    inside = (v > qn) & (v < qp)
+    return inside, torch.round(torch.clamp(v, qn, qp)) - torch.where(inside, v, 0.0), None if bits is None else bits.clamp(max=1).to(dtype)
+
+def _in_layout(t:Tensor|None, like:Tensor) -> Tensor|None:
+    "`t` with `like`'s strides: itself when they match (or None), else a copy."
+    return t if t is None or t.stride() == like.stride() else torch.empty_like(like, dtype=t.dtype).copy_(t)
+
 def _lsq_grads(g, x, step, bits, ones, qn:int, qp:int, clip=None, need_x:bool=True):
-    "Gradients of `_lsq_bits` (straight-through rounding) for rows of samples: dx (None unless `need_x`) and dstep's sum per row. `ones` (rows × 1) keeps dx two-dimensional, so inductor computes both in one pass over g and x."
-    xc = x if clip is None else F.hardtanh(x, *clip)
-    v = xc / step
-    inside = (v > qn) & (v < qp)  # where clamp passes its gradient (strictly inside, as torch's)
-    k = None if bits is None else bits.clamp(max=1).to(g.dtype)  # a float 0/1: a uint8 comparison vectorised 11-15x slower
+    "Gradients of `_lsq_bits` for rows of samples: dx (None unless `need_x`) and dstep's sum per row. `ones` (rows × 1) keeps dx two-dimensional, so inductor computes both in one pass over g and x."
+    inside, dq_ds, k = _lsq_terms(x, step, bits, g.dtype, qn, qp, clip)
     gq = g if k is None else g - k * g  # the gradient reaching the quantized branch
-    gs = (gq * (torch.round(torch.clamp(v, qn, qp)) - torch.where(inside, v, 0.0))).sum(1)  # LSQ: d(round(v)·s)/ds = round(v) − v inside, the bound outside
+    gs = (gq * dq_ds).sum(1)
     if not need_x: return None, gs
     gx = torch.where(inside, gq, 0.0) if k is None else k * g + torch.where(inside, gq, 0.0)
     if clip is not None: gx = torch.where((x > clip[0]) & (x < clip[1]), gx, 0.0)
@@ -230,7 +237,7 @@ class _FusedLSQ(torch.autograd.Function):
         x, step, bits = ctx.saved_tensors
         need_x, need_step = ctx.needs_input_grad[:2]
         if _memory_order(x) is None: x = x.contiguous()  # a strided x: a contiguous copy
-        g, bits = (t if t is None or t.stride() == x.stride() else torch.empty_like(x, dtype=t.dtype).copy_(t) for t in (g, bits))  # x's memory order
+        g, bits = _in_layout(g, x), _in_layout(bits, x)  # x's memory order
         rg, rx, rb = (None if t is None else _sample_rows(t) for t in (g, x, bits))
         ones = torch.ones(len(rx), 1, dtype=rg.dtype, device=rg.device)
         gx, gs = _compiled(_lsq_grads)(rg, rx, step, rb, ones, *ctx.args, need_x)
@@ -240,11 +247,9 @@ class _FusedLSQ(torch.autograd.Function):
 def _fused_lsq_bits(x, step, bits, qn:int, qp:int, clip=None): return _FusedLSQ.apply(x, step, bits, qn, qp, clip)
 
 def _lsq_dstep(x, step, bits, qn:int, qp:int, clip=None):
-    "∂q/∂step of `_lsq_bits`, elementwise (straight-through rounding): round(v) − v inside the range, the bound outside, 0 where QDrop kept x."
-    xc = x if clip is None else F.hardtanh(x, *clip)
-    v = xc / step
-    r = torch.round(torch.clamp(v, qn, qp)) - torch.where((v > qn) & (v < qp), v, 0.0)
-    return r if bits is None else r - bits.clamp(max=1).to(r.dtype) * r
+    "∂q/∂step of `_lsq_bits`, elementwise: that of the quantized branch, 0 where QDrop kept x."
+    _, dq_ds, k = _lsq_terms(x, step, bits, x.dtype, qn, qp, clip)
+    return dq_ds if k is None else dq_ds - k * dq_ds
 
 def step_only_source(q:Tensor) -> tuple|None:
     "(x, step, mask, (qn, qp, clip)) when `q` is the compiled quantizer's output and only its step needs a gradient (x is grad-free: a unit's cached input), else None. Its step's gradient is then ⟨∂L/∂q, `lsq_dstep(...)`⟩, which a layer reading `q` can take without computing ∂L/∂q."

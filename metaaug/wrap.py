@@ -19,7 +19,7 @@ from torchvision.models.mnasnet import _InvertedResidual as MnasInvertedResidual
 from torchvision.models.regnet import ResBottleneckBlock
 
 from .core import Config, ConfigError, check_choice, check_range
-from .quantizers import ActQuantizer, WeightQuantizer, lsq_dstep, step_only_source
+from .quantizers import ActQuantizer, WeightQuantizer, lsq_dstep, step_only_source, _in_layout
 from .models import CifarBasicBlock, _inside_one, act_clip, act_layer_pairs, conv_bn_pairs
 
 # %% auto #0
@@ -66,7 +66,7 @@ class _StepWithWeight(torch.autograd.Function):
     def backward(ctx, g):
         q, w, x, step, bits = ctx.saved_tensors
         r = lsq_dstep(x, step, bits, *ctx.qargs)
-        qr = torch.cat([q, r if r.stride() == q.stride() else torch.empty_like(q).copy_(r)], 1)  # one tensor, q's layout
+        qr = torch.cat([q, _in_layout(r, q)], 1)  # one tensor, q's layout (one compiled kernel writing it measured slower: 3.7 against 2.7 ms)
         co, ci = w.shape[:2]
         shape = w.new_empty((co, 2 * ci, 1, 1))  # the weight shape of a conv on qr: sizes only
         need_b = ctx.needs_input_grad[2]
