@@ -24,7 +24,7 @@ from .models import CifarBasicBlock, _inside_one, act_clip, act_layer_pairs, con
 
 # %% auto #0
 __all__ = ['POLICIES', 'EDGE_BITS', 'BLOCK_FORWARDS', 'SHORTCUT_READ', 'MODES', 'QUANT_PARAMS', 'QuantConfig', 'QuantLayer',
-           'register_block', 'reads_shortcut', 'block_forward', 'QuantBlock', 'find_units', 'trace_calls', 'QModel',
+           'register_block', 'block_forward', 'reads_shortcut', 'QuantBlock', 'find_units', 'trace_calls', 'QModel',
            'set_mode', 'quantize_model', 'calibrating']
 
 # %% ../nbs/05_wrap.ipynb #03a47ac7
@@ -137,18 +137,19 @@ def register_block(cls:type, # the block's class
     if reads_shortcut is None: SHORTCUT_READ.pop(cls, None)
     else: SHORTCUT_READ[cls] = reads_shortcut
 
-def reads_shortcut(block:nn.Module) -> bool:
-    "Whether the registered two-input forward of `block` reads its shortcut input (a MobileNetV2 block without a residual does not)."
-    for cls in type(block).__mro__:
-        if cls in SHORTCUT_READ: return bool(SHORTCUT_READ[cls](block))
-        if cls in BLOCK_FORWARDS: return True
-    return True
+def _registered(block:nn.Module) -> type|None:
+    "The nearest class in `block`'s type hierarchy with a registered two-input forward, else None."
+    return next((cls for cls in type(block).__mro__ if cls in BLOCK_FORWARDS), None)
 
 def block_forward(block:nn.Module) -> Callable|None:
     "The two-input forward registered for `block`'s type (or a parent type), else None."
-    for cls in type(block).__mro__:
-        if cls in BLOCK_FORWARDS: return BLOCK_FORWARDS[cls]
-    return None
+    cls = _registered(block)
+    return None if cls is None else BLOCK_FORWARDS[cls]
+
+def reads_shortcut(block:nn.Module) -> bool:
+    "Whether the registered two-input forward of `block` reads its shortcut input (a MobileNetV2 block without a residual does not)."
+    read = SHORTCUT_READ.get(_registered(block))
+    return True if read is None else bool(read(block))
 
 # %% ../nbs/05_wrap.ipynb #5177156b
 class QuantBlock(nn.Module):
